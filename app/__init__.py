@@ -1,0 +1,1 @@
+"""12351 Hotline backend: recordings become transcribed, categorized, searchable, audited cases."""

@@ -1,0 +1,295 @@
+"""`hotline`: the one command for running, importing, transcribing, users, audit and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.config import Settings
+from app.db import Database
+from app.recordings.models import CaseChannel
+from app.users.models import Role
+from asr.types import Layout
+
+app = typer.Typer(help="12351 职工服务热线平台：通话录音 → 转写 → 工单 → 检索 → 审计。", no_args_is_help=True,
+                  add_completion=False)
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure performance; each prints its figures.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+LayoutOpt = Annotated[Layout | None, typer.Option(
+    help="Stereo layout: caller-left (default: HOTLINE_DEFAULT_LAYOUT), agent-left, or mono (one speaker).")]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _database(settings: Settings) -> Database:
+    settings.ensure_dirs()
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    return db
+
+
+def _bootstrap_admin(settings: Settings, database: Database) -> None:
+    """First start: with no users at all, create `admin` with a random password, shown once."""
+    from app.users import service as users
+
+    with database.session() as db:
+        if users.count(db=db):
+            return
+        password = secrets.token_urlsafe(12)
+        users.create(db=db, username="admin", role=Role.admin, password=password, actor="system")
+    path = settings.data_dir / "initial-admin-password.txt"
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    err.print(f"[bold]First start: created user [cyan]admin[/] with password [cyan]{password}[/] "
+              f"(also in {path}). Add staff with `hotline users add`.[/]")
+
+
+@app.command()
+def serve(
+    workers: Annotated[int, typer.Option(help="Transcription worker threads (0: none, e.g. when "
+                                              "`hotline worker` runs elsewhere)")] = -1,
+) -> None:
+    """Start everything on this machine: API and web on HOTLINE_HTTP_PORT, and the transcription worker.
+
+    Ctrl-C (or SIGTERM) stops all of it."""
+    import uvicorn
+
+    from app.main import create_app
+
+    _setup_logging()
+    settings = Settings()
+    database = _database(settings)
+    _bootstrap_admin(settings, database)
+    n = settings.worker_concurrency if workers < 0 else workers
+    child = None
+    if n > 0:
+        cmd = [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), "--parent-pid", str(os.getpid())]
+        child = subprocess.Popen(cmd)
+    try:
+        uvicorn.run(create_app(settings, database=database), host=settings.http_host, port=settings.http_port,
+                    log_level="info")
+    finally:
+        if child and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Stop this worker if the `hotline serve` that started it is gone (even after a kill -9)."""
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _preload_model(settings: Settings) -> None:
+    """Load the Whisper model before taking jobs, so the first call is as fast as the rest; a missing
+    model is reported now, clearly, rather than on every job."""
+    from app.transcripts.flows import asr_options
+    from asr.models import ModelError
+    from asr.worker import load_engine
+
+    try:
+        load_engine(asr_options(settings, settings.default_layout), settings.models_dir)
+    except ModelError as e:
+        logging.getLogger("hotline.worker").error("%s", e)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs processed at once (each loads the model)")] = 0,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run the transcription worker. With HOTLINE_REDIS_URL set, run it on as many machines as you like."""
+    from app.jobs import JobQueue
+
+    _setup_logging()
+    settings = Settings()
+    queue = JobQueue(settings, database=_database(settings))
+    _preload_model(settings)
+    if parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    queue.run_worker(workers=concurrency or settings.worker_concurrency)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files (stereo calls: left = caller, right = agent)",
+                                                exists=True, dir_okay=False, readable=True)],
+    layout: LayoutOpt = None,
+    channel: Annotated[CaseChannel, typer.Option(help="来电/来访/调解/开庭/上传")] = CaseChannel.upload,
+    wait: Annotated[bool, typer.Option(help="Wait until each becomes a case (needs a running worker)")] = False,
+) -> None:
+    """Put recordings on file and queue them for transcription (the same audio twice is stored once)."""
+    from app.jobs import JobQueue
+    from app.recordings import service as recordings
+    from asr.audio import AudioError
+
+    settings = Settings()
+    database = _database(settings)
+    queue = JobQueue(settings, database=database)
+    failed = 0
+    ids: list[int] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("导入录音", total=len(paths))
+        for path in paths:
+            progress.update(task, description=f"导入 {path.name}")
+            try:
+                with path.open("rb") as f, recordings.staged(settings, f) as staged:
+                    result = recordings.ingest(
+                        database=database, settings=settings, staged_file=staged, original_name=path.name,
+                        layout=layout or settings.default_layout, channel=channel, actor="cli")
+            except (AudioError, recordings.UploadTooLarge) as e:
+                failed += 1
+                progress.console.print(f"[red]✗ {path}: {e}[/]")
+            else:
+                rec = result.recording
+                if not result.duplicate:
+                    queue.enqueue_transcription(rec.id)
+                ids.append(rec.id)
+                note = "已存在，未重复导入" if result.duplicate else "已排队转写"
+                progress.console.print(f"✓ {path.name}: 录音 #{rec.id}，{rec.duration:.1f} 秒，{note}")
+            progress.advance(task)
+    if wait and ids:
+        _wait_for_cases(database, ids)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _wait_for_cases(database: Database, recording_ids: list[int]) -> None:
+    import sqlalchemy as sa
+
+    from app.cases.models import Case
+    from app.recordings.models import JobStatus, Recording
+
+    pending = set(recording_ids)
+    while pending:
+        with database.session() as db:
+            rows = db.execute(sa.select(Recording.id, Recording.status, Recording.error, Case.case_no)
+                              .outerjoin(Case, Case.recording_id == Recording.id)
+                              .where(Recording.id.in_(pending))).all()
+        for rid, status, error, case_no in rows:
+            if status == JobStatus.done:
+                err.print(f"录音 #{rid} → 工单 {case_no}")
+                pending.discard(rid)
+            elif status == JobStatus.failed:
+                err.print(f"[red]录音 #{rid} 转写失败：{error}[/]")
+                pending.discard(rid)
+        time.sleep(0.5)
+
+
+@app.command()
+def transcribe(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    layout: LayoutOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {duration, segments:[{start,end,speaker,text}]}")]
+    = False,
+) -> None:
+    """Transcribe one file with the real model and print it (nothing is stored)."""
+    from app.transcripts.flows import asr_options
+    from asr.audio import AudioError, probe
+    from asr.models import ModelError
+    from asr.worker import transcribe_file
+
+    settings = Settings()
+    settings.ensure_dirs()
+    try:
+        info = probe(path)
+        chosen: str = layout or settings.default_layout
+        result = transcribe_file(path, asr_options(settings, "mono" if info.channels == 1 else chosen),
+                                 settings.models_dir)
+    except (AudioError, ModelError) as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    if as_json:
+        doc = {"duration": result.duration, "language": result.language, "engine": result.engine,
+               "model": result.model, "processing_s": result.processing_s,
+               "segments": [{"start": s.start, "end": s.end, "speaker": s.speaker, "text": s.text}
+                            for s in result.segments]}
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=1))
+        return
+    for s in result.segments:
+        typer.echo(f"[{s.start:7.2f}–{s.end:7.2f}] {s.speaker:>7}: {s.text}")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[Role, typer.Option(help="agent 接线员 / mediator 调解员 / manager 管理人员 / admin")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+) -> None:
+    """Add a user account."""
+    from app.users import service as users
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    database = _database(Settings())
+    try:
+        with database.session() as db:
+            users.create(db=db, username=name, role=role, password=password, actor="cli")
+    except users.UserError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+    err.print(f"用户 {name}（{role.value}）已创建")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain; exit 1 naming the first event that was edited, removed, inserted or moved."""
+    from app.audit import service as audit
+
+    database = _database(Settings())
+    with database.session() as db:
+        r = audit.verify(db=db)
+    if r.ok:
+        typer.echo(f"OK: {r.events} audit events, chain intact")
+        return
+    typer.echo(f"TAMPERED: event seq={r.first_bad_seq} (id={r.first_bad_id}): {r.reason}", err=True)
+    raise typer.Exit(1)
+
+
+@bench_app.command("spine")
+def bench_spine(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A call recording, e.g. a 40 s call")],
+    query: Annotated[str, typer.Option(help="A word said in the call to search for")],
+) -> None:
+    """Start a real `hotline serve` in a scratch data dir, upload PATH, and print the time until a search
+    for QUERY finds its case, and the peak memory of the whole `hotline serve` process tree."""
+    from app.bench import spine
+
+    spine.run(path, query)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The job queue (Huey): SQLite file by default, Redis when HOTLINE_REDIS_URL is set.
+
+Workers on any machine that share the Redis (and the database and recordings directory) share the work.
+Huey removes a message when a worker takes it, so a worker killed mid-job would lose it; the database
+is therefore the source of truth: a recording stays ``queued``/``transcribing`` until its transcript is
+stored, and ``sweep`` (every minute, and when a worker starts) queues again any job whose worker died or
+whose lease ran out. Jobs are idempotent, so a job queued twice is done once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+from app.audit import service as audit
+from app.config import Settings
+from app.db import Database
+from app.recordings import service as recordings
+from app.transcripts import flows
+
+log = logging.getLogger(__name__)
+
+
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    if settings.redis_url:
+        return RedisHuey("hotline", url=settings.redis_url, immediate=immediate)
+    settings.ensure_dirs()
+    return SqliteHuey("hotline", filename=str(settings.jobs_path), immediate=immediate)
+
+
+class JobQueue:
+    """The Huey instance with our tasks registered; the API enqueues, ``hotline worker`` consumes."""
+
+    def __init__(self, settings: Settings, *, immediate: bool = False, database: Database | None = None) -> None:
+        self.settings = settings
+        self.huey = make_huey(settings, immediate=immediate)
+        self._database = database
+
+        @self.huey.task(retries=settings.job_retries, retry_delay=settings.job_retry_delay_s, context=True)
+        def transcribe_recording(recording_id: int, task: Any = None) -> int | None:
+            try:
+                outcome = flows.transcribe_recording(
+                    database=self.database, settings=settings, recording_id=recording_id)
+            except flows.PermanentFailure as e:
+                flows.mark_failed(database=self.database, recording_id=recording_id, error=str(e), final=True)
+                log.error("recording %s cannot be transcribed: %s", recording_id, e)
+                return None
+            except Exception as e:
+                final = task is None or task.retries == 0
+                flows.mark_failed(database=self.database, recording_id=recording_id, error=repr(e), final=final)
+                raise
+            return outcome.case_id
+
+        @self.huey.periodic_task(crontab(minute="*"))
+        def sweep_abandoned() -> int:
+            return self.sweep()
+
+        self._transcribe = transcribe_recording
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings.sqlalchemy_url)
+        return self._database
+
+    def enqueue_transcription(self, recording_id: int) -> None:
+        self._transcribe(recording_id)
+
+    def sweep(self) -> int:
+        """Queue again every abandoned job; returns how many."""
+        with self.database.session() as db:
+            stale = recordings.abandoned(db=db)
+            for rec in stale:
+                audit.record(db=db, actor="system", action="transcription.requeued", subject_type="recording",
+                             subject_id=rec.id, details={"attempts": rec.attempts})
+            ids = [r.id for r in stale]
+        for recording_id in ids:
+            self.enqueue_transcription(recording_id)
+        if ids:
+            log.warning("queued again %d abandoned transcription job(s): %s", len(ids), ids)
+        return len(ids)
+
+    def run_worker(self, *, workers: int) -> None:
+        """Consume jobs until SIGINT (finish current jobs) or SIGTERM (stop now; the sweep recovers)."""
+        self.sweep()
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        consumer.run()

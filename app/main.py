@@ -1,0 +1,63 @@
+"""create_app(): settings, database, job queue, error handlers, routers and the web app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.audit import views as audit_views
+from app.auth import views as auth_views
+from app.cases import views as case_views
+from app.config import Settings
+from app.db import Database
+from app.errors import ApiError, api_error_handler
+from app.jobs import JobQueue
+from app.recordings import views as recording_views
+from app.search import views as search_views
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"code": "internal", "detail": "服务器内部错误，请稍后重试"}, status_code=500)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in exc.errors()]
+    return JSONResponse({"code": "invalid", "detail": f"请求参数有误：{', '.join(fields)}",
+                         "errors": exc.errors()}, status_code=422)
+
+
+def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None,
+               database: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    database = database or Database(settings.sqlalchemy_url)
+    database.upgrade()
+    app = FastAPI(title="12351 Hotline", version="0.1.0",
+                  description="职工服务热线：通话录音 → 转写 → 工单 → 检索 → 审计")
+    app.state.settings = settings
+    app.state.db = database
+    app.state.queue = queue or JobQueue(settings, database=database)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (auth_views, recording_views, case_views, search_views, audit_views):
+        app.include_router(module.router)
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    web = WEB_DIR / "dist" if (WEB_DIR / "dist" / "index.html").exists() else WEB_DIR / "static"
+    if (web / "index.html").exists():
+        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+    return app

@@ -1,0 +1,10 @@
+"""Import every domain's ORM models so Base.metadata knows all tables (Alembic, tests)."""
+
+
+def load_all() -> None:
+    from app.audit import models as _audit  # noqa: F401
+    from app.cases import models as _cases  # noqa: F401
+    from app.recordings import models as _recordings  # noqa: F401
+    from app.search import models as _search  # noqa: F401
+    from app.transcripts import models as _transcripts  # noqa: F401
+    from app.users import models as _users  # noqa: F401

@@ -1,0 +1,183 @@
+"""Recordings: content-addressed storage (sha256), probing, and the transcription job's state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.config import Settings
+from app.db import Database, as_utc, utcnow
+from app.recordings.models import CaseChannel, JobStatus, Recording
+from asr.audio import probe
+from asr.types import Layout
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file copied into the data dir's tmp folder, with its hash and size; not yet on file."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@contextmanager
+def staged(settings: Settings, source: BinaryIO) -> Iterator[Staged]:
+    """Copy ``source`` into a temporary file while hashing it (enforcing the size limit); the temporary
+    file is always removed afterwards unless ``ingest`` moved it into the store."""
+    settings.ensure_dirs()
+    tmp = settings.data_dir / "tmp" / f"upload-{uuid.uuid4().hex}"
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with tmp.open("wb") as out:
+            while block := source.read(1 << 20):
+                size += len(block)
+                if size > settings.max_upload_bytes:
+                    raise UploadTooLarge(f"文件超过上传上限 {settings.max_upload_mb} MB")
+                h.update(block)
+                out.write(block)
+        yield Staged(tmp, h.hexdigest(), size)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def by_sha(*, db: Session, sha256: str) -> Recording | None:
+    return db.execute(sa.select(Recording).where(Recording.sha256 == sha256)).scalar_one_or_none()
+
+
+def get(*, db: Session, recording_id: int) -> Recording | None:
+    return db.get(Recording, recording_id)
+
+
+def file_path(settings: Settings, recording: Recording) -> Path:
+    return settings.recordings_dir / recording.path
+
+
+@dataclass(frozen=True)
+class Ingested:
+    recording: Recording
+    duplicate: bool
+
+
+def ingest(
+    *, database: Database, settings: Settings, staged_file: Staged, original_name: str, layout: Layout,
+    channel: CaseChannel, actor: str,
+) -> Ingested:
+    """Put a staged file on record: probe it (AudioError if unusable), store it under its sha256 and add
+    its row, queued for transcription. The same audio twice gives back the first recording, unchanged.
+    Either both the file and the row exist afterwards, or neither does."""
+    with database.session() as db:
+        existing = by_sha(db=db, sha256=staged_file.sha256)
+        if existing:
+            audit.record(db=db, actor=actor, action="recording.duplicate", subject_type="recording",
+                         subject_id=existing.id, details={"original_name": original_name[:255]})
+            return Ingested(existing, True)
+    info = probe(staged_file.path)
+    ext = (Path(original_name).suffix.lower() or f".{info.format}")[:8]
+    rel = Path(staged_file.sha256[:2]) / f"{staged_file.sha256}{ext}"
+    dest = settings.recordings_dir / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    created = not dest.exists()
+    if created:
+        shutil.copyfile(staged_file.path, dest.with_suffix(".part"))
+        os.replace(dest.with_suffix(".part"), dest)
+    try:
+        with database.session() as db:
+            rec = Recording(
+                sha256=staged_file.sha256, path=str(rel), original_name=original_name[:255],
+                size_bytes=staged_file.size, format=info.format, codec=info.codec, sample_rate=info.sample_rate,
+                channels=info.channels, duration=info.duration,
+                layout="mono" if info.channels == 1 else layout, channel=channel.value,
+                status=JobStatus.queued.value, uploaded_by=actor, lease_until=queued_lease(),
+            )
+            db.add(rec)
+            db.flush()
+            audit.record(db=db, actor=actor, action="recording.received", subject_type="recording",
+                         subject_id=rec.id, details={
+                             "sha256": rec.sha256, "original_name": rec.original_name, "size": rec.size_bytes,
+                             "format": info.format, "codec": info.codec, "channels": info.channels,
+                             "duration": info.duration, "layout": rec.layout, "channel": rec.channel})
+    except IntegrityError:  # the same audio arrived concurrently and the other upload won
+        with database.session() as db:
+            winner = by_sha(db=db, sha256=staged_file.sha256)
+        if winner is None:
+            raise
+        return Ingested(winner, True)
+    except Exception:
+        if created:
+            dest.unlink(missing_ok=True)
+        raise
+    return Ingested(rec, False)
+
+
+# --- the transcription job's state -------------------------------------------------------------------
+
+QUEUED_GRACE = timedelta(minutes=10)  # a queued job not started by then is queued again (lost message)
+
+
+def queued_lease() -> datetime:
+    return utcnow() + QUEUED_GRACE
+
+
+def claim(*, db: Session, recording_id: int, worker: str, lease_s: int) -> Recording | None:
+    """Take the job for this worker, or None if it is done, failed for good, or held by a live worker."""
+    rec = db.get(Recording, recording_id, with_for_update=True)
+    if rec is None or rec.status in (JobStatus.done, JobStatus.failed):
+        return None
+    now = utcnow()
+    held = rec.status == JobStatus.transcribing and rec.lease_until and as_utc(rec.lease_until) > now
+    if held and rec.claimed_by != worker and not owner_is_dead(rec.claimed_by):
+        return None
+    rec.status = JobStatus.transcribing.value
+    rec.claimed_by = worker
+    rec.lease_until = now + timedelta(seconds=lease_s + rec.duration)
+    rec.attempts += 1
+    audit.record(db=db, actor=f"worker:{worker}", action="transcription.started", subject_type="recording",
+                 subject_id=rec.id, details={"attempt": rec.attempts})
+    return rec
+
+
+def owner_is_dead(claimed_by: str | None) -> bool:
+    """True when the claiming worker ran on this host and its process is gone (a killed worker)."""
+    if not claimed_by or ":" not in claimed_by:
+        return False
+    host, _, pid = claimed_by.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
+def abandoned(*, db: Session) -> list[Recording]:
+    """Jobs to queue again: claimed by a worker that died, or whose lease ran out."""
+    now = utcnow()
+    rows = db.execute(
+        sa.select(Recording).where(Recording.status.in_([JobStatus.queued, JobStatus.transcribing]))
+    ).scalars()
+    out = []
+    for rec in rows:
+        expired = rec.lease_until is None or as_utc(rec.lease_until) <= now
+        dead = rec.status == JobStatus.transcribing and owner_is_dead(rec.claimed_by)
+        if expired or dead:
+            rec.status = JobStatus.queued.value
+            rec.claimed_by = None
+            rec.lease_until = queued_lease()
+            out.append(rec)
+    return out

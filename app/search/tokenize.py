@@ -1,0 +1,58 @@
+"""Chinese tokens for the full-text index (jieba), shared by indexing and querying."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jieba
+
+from app.cases.extract import DISTRICT_ALIASES, DISTRICTS
+
+# Words jieba should keep whole: labour-law terms and Qingdao place names.
+DOMAIN_WORDS = (
+    "欠薪", "讨薪", "加班费", "经济补偿", "劳动合同", "劳务派遣", "派遣公司", "用工单位", "社保", "社会保险",
+    "工伤", "工伤认定", "仲裁", "劳动仲裁", "试用期", "产假", "哺乳期", "职工服务热线", "人社局", "工会",
+    *DISTRICTS, *DISTRICT_ALIASES,
+)
+_WORD = re.compile(r"\w", re.UNICODE)
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> jieba.Tokenizer:
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    with _lock:
+        tok.initialize()
+        for word in DOMAIN_WORDS:
+            tok.add_word(word, freq=20000)
+    return tok
+
+
+def _keep(token: str) -> bool:
+    return bool(token.strip()) and bool(_WORD.search(token))
+
+
+def index_tokens(text: str) -> list[str]:
+    """Search-mode tokens: whole words and the shorter words inside them, so 海丰 finds 青岛海丰水产."""
+    return [t.lower() for t in _tokenizer().cut_for_search(text) if _keep(t)]
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """A query word that must occur: as itself, or as all of ``parts`` (拖欠工资 = 拖欠 + 工资)."""
+
+    word: str
+    parts: tuple[str, ...]
+
+
+def query_terms(text: str) -> list[QueryTerm]:
+    terms: dict[str, QueryTerm] = {}
+    for word in (t.lower() for t in _tokenizer().cut(text) if _keep(t)):
+        parts = tuple(dict.fromkeys(p for p in index_tokens(word) if p != word))
+        terms.setdefault(word, QueryTerm(word, parts))
+    return list(terms.values())

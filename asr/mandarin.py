@@ -1,0 +1,58 @@
+"""Mandarin clean-up of raw Whisper text: simplified script, full-width punctuation, known hallucinations.
+
+Issue 3 deepens this (numbers, repetition loops, domain-term correction); what is here is what the spine
+needs to give readable, searchable simplified Chinese.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from opencc import OpenCC
+
+# Text Whisper produces on silence or noise (subtitle credits and the like), never said on a hotline.
+HALLUCINATIONS = (
+    "字幕由Amara.org社群提供",
+    "字幕由Amara.org社區提供",
+    "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+    "请不吝点赞订阅转发打赏",
+    "明镜与点点栏目",
+    "谢谢观看",
+    "感谢观看",
+    "中文字幕",
+    "字幕志愿者",
+    "优优独播剧场",
+)
+
+_PUNCT = str.maketrans({",": "，", "?": "？", "!": "！", ":": "：", ";": "；"})
+_CJK = r"[\u3400-\u9fff]"
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> OpenCC:
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    return str(_t2s().convert(text))
+
+
+def _full_width(text: str) -> str:
+    # ASCII punctuation next to Chinese becomes full width; "3.5" and "10,000" keep theirs.
+    text = re.sub(rf"(?<={_CJK})\.(?!\d)|(?<!\d)\.(?={_CJK})|(?<={_CJK})\.$", "。", text)
+    return re.sub(r"(?<!\d),|,(?!\d)|[?!:;]", lambda m: m.group(0).translate(_PUNCT), text)
+
+
+def is_hallucination(text: str) -> bool:
+    squashed = re.sub(r"\s+", "", text)
+    return any(h.replace(" ", "") in squashed for h in HALLUCINATIONS)
+
+
+def clean(text: str) -> str:
+    """Simplified, trimmed, full-width punctuation; '' for known hallucinations."""
+    text = to_simplified(text.strip())
+    if not text or is_hallucination(text):
+        return ""
+    text = re.sub(rf"(?<={_CJK})\s+(?={_CJK})", "", text)
+    return _full_width(text)

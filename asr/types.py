@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Layout = Literal["caller-left", "agent-left", "mono"]
+
+# Decoding bias toward simplified characters with punctuation in our domain (issue 3 refines it).
+DEFAULT_PROMPT = "以下是普通话的句子，这是职工服务热线的通话录音，内容涉及工资、社保、工伤、劳动合同和仲裁。"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    duration: float
+    language: str
+    engine: str
+    model: str
+    processing_s: float
+    segments: list[Segment] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    model_dir: Path | None = None  # None: the bundled Whisper base
+    compute_type: str = "int8"
+    beam_size: int = 5
+    threads: int = 0  # 0: all cores
+    layout: Layout = "caller-left"
+    language: str = "zh"
+    initial_prompt: str = DEFAULT_PROMPT
