@@ -38,6 +38,6 @@ class SearchHit(BaseModel):
 
 class SearchResults(BaseModel):
     query: str
-    tokens: list[str]
+    tokens: list[str]  # the query's words and their parts: what to highlight in hits
     total: int
     items: list[SearchHit]

@@ -48,7 +48,7 @@ def search(*, db: Session, q: str, limit: int = 20, offset: int = 0) -> SearchRe
     """Cases in which every word of ``q`` was said (or is in the case's fields), newest first, each with
     the first matching segment and the second of audio it starts at."""
     terms = query_terms(q)
-    tokens = [t.word for t in terms]
+    tokens = list(dict.fromkeys(w for t in terms for w in (t.word, *t.parts)))  # what to highlight
     if not terms:
         return SearchResults(query=q, tokens=[], total=0, items=[])
     dialect = db.get_bind().dialect.name

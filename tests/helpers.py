@@ -1,0 +1,32 @@
+"""Build cases from hand-written transcripts (no model needed), through the real services."""
+
+from __future__ import annotations
+
+import hashlib
+
+from app.cases import service as cases
+from app.db import Database
+from app.recordings.models import Recording
+from app.search import service as search
+from app.transcripts import service as transcripts
+from asr import types as asr
+
+
+def file_transcript(database: Database, turns: list[tuple[str, str]], name: str = "call") -> int:
+    """A case from (speaker, text) turns, 5 s apart; returns the case id."""
+    segments = [asr.Segment(5.0 * i, 5.0 * i + 4, who, text) for i, (who, text) in enumerate(turns)]
+    result = asr.Transcript(duration=5.0 * len(turns), language="zh", engine="hand-written", model="-",
+                            processing_s=0.0, segments=segments)
+    with database.session() as db:
+        rec = Recording(
+            sha256=hashlib.sha256(f"{name}{turns}".encode()).hexdigest(), path=f"{name}.wav",
+            original_name=f"{name}.wav", size_bytes=1, format="wav", codec="pcm_mulaw", sample_rate=8000,
+            channels=2, duration=result.duration, layout="caller-left", channel="来电", status="done",
+            uploaded_by="test",
+        )
+        db.add(rec)
+        db.flush()
+        transcript = transcripts.store(db=db, recording_id=rec.id, result=result)
+        case = cases.file_case(db=db, recording=rec, transcript=transcript, actor="test")
+        search.index_case(db=db, case=case, segments=transcript.segments)
+        return case.id
