@@ -31,7 +31,7 @@ function pad(n) { return String(n).padStart(2, "0"); }
 function fmtTime(iso) {
   if (!iso) return "";
   const s = String(iso);
-  const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : s + "Z"); // naive timestamps are UTC
+  const d = new Date(/(?:[zZ]|[+-]\d\d:?\d\d)$/.test(s) ? s : s + "Z"); // naive timestamps are UTC
   if (Number.isNaN(d.getTime())) return s;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
@@ -169,10 +169,12 @@ $("upload-form").addEventListener("submit", async (ev) => {
 });
 
 function pollRecording(id, name) {
+  let failures = 0;
   const tick = async () => {
     if (!sessionStorage.getItem(TOKEN)) return;
     try {
       const rec = await api(`/api/v1/recordings/${id}`);
+      failures = 0;
       if (rec.status === "done") {
         $("up-status").textContent = `“${name}”转写完成`;
         notify(`“${name}”转写完成，已生成工单`, "ok");
@@ -185,7 +187,8 @@ function pollRecording(id, name) {
         setTimeout(tick, 2000);
       }
     } catch (err) {
-      report(err);
+      if (err instanceof HttpError && err.status === 0 && ++failures < 5) setTimeout(tick, 4000);
+      else report(err);
     }
   };
   setTimeout(tick, 2000);
@@ -274,6 +277,7 @@ function resetDetail() {
   state.segments = [];
   player.pause();
   player.removeAttribute("src");
+  player.load();
   if (state.audioUrl) URL.revokeObjectURL(state.audioUrl);
   state.audioUrl = null;
   $("detail-body").hidden = true;

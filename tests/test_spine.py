@@ -1,0 +1,75 @@
+"""The spine end to end with the real model: upload → transcript → case → search, audited, once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from app.audit import service as audit
+from app.audit.models import AuditEvent
+from app.cases.models import Case
+from app.config import Settings
+from app.db import Database
+from app.jobs import JobQueue
+from app.main import create_app
+from app.transcripts import flows
+from app.transcripts.models import Transcript
+from app.users.models import Role
+from tests.conftest import CALL, add_user, login
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live(settings: Settings, database: Database) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The app with jobs run as they are queued (Huey immediate mode), and a mediator logged in."""
+    queue = JobQueue(settings, immediate=True, database=database)
+    with TestClient(create_app(settings, queue=queue, database=database)) as client:
+        add_user(database, "wang", Role.mediator)
+        yield client, login(client, "wang")
+
+
+def test_uploaded_call_becomes_a_searchable_audited_case(
+    live: tuple[TestClient, dict[str, str]], settings: Settings, database: Database
+) -> None:
+    client, auth = live
+    up = client.post("/api/v1/recordings", headers=auth, data={"channel": "来电"},
+                     files={"file": ("d03.wav", CALL.read_bytes(), "audio/wav")})
+    assert up.status_code == 201, up.text
+    rec = client.get(f"/api/v1/recordings/{up.json()['id']}", headers=auth).json()
+    assert (rec["status"], rec["attempts"], rec["error"]) == ("done", 1, None)
+
+    hits = client.get("/api/v1/search", headers=auth, params={"q": "联创"}).json()
+    assert hits["total"] == 1
+    hit = hits["items"][0]
+    assert hit["speaker"] == "caller" and 3 <= hit["start"] <= 5 and "联创" in hit["text"]
+
+    case = client.get(f"/api/v1/cases/{hit['case_id']}", headers=auth).json()
+    assert case["case_no"].startswith("12351-") and case["status"] == "受理" and case["channel"] == "来电"
+    assert case["district"] == "黄岛区" and case["enterprise"] and "联创" in case["enterprise"]
+    assert case["category"] in {"劳务派遣", "劳动合同"} and case["category_evidence"]
+    segments = case["transcript"]["segments"]
+    assert {s["speaker"] for s in segments} == {"caller", "agent"} and len(segments) >= 4
+
+    with database.session() as db:
+        actions = list(db.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars())
+        assert audit.verify(db=db).ok
+    steps = ["recording.received", "transcription.started", "transcript.created", "case.created", "search",
+             "case.read"]
+    assert [a for a in actions if a in steps] == steps
+
+
+def test_running_the_job_again_changes_nothing(
+    live: tuple[TestClient, dict[str, str]], settings: Settings, database: Database
+) -> None:
+    client, auth = live
+    rec_id = client.post("/api/v1/recordings", headers=auth,
+                         files={"file": ("d03.wav", CALL.read_bytes(), "audio/wav")}).json()["id"]
+    again = flows.transcribe_recording(database=database, settings=settings, recording_id=rec_id)
+    assert again.case_id is None and again.skipped
+    with database.session() as db:
+        assert db.execute(sa.select(sa.func.count()).select_from(Transcript)).scalar_one() == 1
+        assert db.execute(sa.select(sa.func.count()).select_from(Case)).scalar_one() == 1
