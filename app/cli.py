@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,11 +44,16 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _database(settings: Settings) -> Database:
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The database, migrated to the newest schema; its connections are closed when the command ends."""
     settings.ensure_dirs()
     db = Database(settings.sqlalchemy_url)
-    db.upgrade()
-    return db
+    try:
+        db.upgrade()
+        yield db
+    finally:
+        db.dispose()
 
 
 def _bootstrap_admin(settings: Settings, database: Database) -> None:
@@ -79,16 +86,15 @@ def serve(
 
     _setup_logging()
     settings = Settings()
-    database = _database(settings)
-    _bootstrap_admin(settings, database)
+    with _database(settings) as database:
+        _bootstrap_admin(settings, database)
     n = settings.worker_concurrency if workers < 0 else workers
     child = None
     if n > 0:
         cmd = [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), "--parent-pid", str(os.getpid())]
         child = subprocess.Popen(cmd)
     try:
-        uvicorn.run(create_app(settings, database=database), host=settings.http_host, port=settings.http_port,
-                    log_level="info")
+        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
     finally:
         if child and child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -131,11 +137,12 @@ def worker(
 
     _setup_logging()
     settings = Settings()
-    queue = JobQueue(settings, database=_database(settings))
-    _preload_model(settings)
-    if parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-    queue.run_worker(workers=concurrency or settings.worker_concurrency)
+    with _database(settings) as database:
+        queue = JobQueue(settings, database=database)
+        _preload_model(settings)
+        if parent_pid:
+            threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+        queue.run_worker(workers=concurrency or settings.worker_concurrency)
 
 
 @app.command("import")
@@ -147,12 +154,19 @@ def import_(
     wait: Annotated[bool, typer.Option(help="Wait until each becomes a case (needs a running worker)")] = False,
 ) -> None:
     """Put recordings on file and queue them for transcription (the same audio twice is stored once)."""
+    settings = Settings()
+    with _database(settings) as database:
+        failed = _import_files(settings, database, paths, layout or settings.default_layout, channel, wait)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _import_files(settings: Settings, database: Database, paths: list[Path], layout: Layout,
+                  channel: CaseChannel, wait: bool) -> int:
+    """Import each file with a progress bar; returns how many failed."""
     from app.jobs import JobQueue
     from app.recordings import service as recordings
     from asr.audio import AudioError
 
-    settings = Settings()
-    database = _database(settings)
     queue = JobQueue(settings, database=database)
     failed = 0
     ids: list[int] = []
@@ -166,7 +180,7 @@ def import_(
                 with path.open("rb") as f, recordings.staged(settings, f) as staged:
                     result = recordings.ingest(
                         database=database, settings=settings, staged_file=staged, original_name=path.name,
-                        layout=layout or settings.default_layout, channel=channel, actor="cli")
+                        layout=layout, channel=channel, actor="cli")
             except (AudioError, recordings.UploadTooLarge) as e:
                 failed += 1
                 progress.console.print(f"[red]✗ {path}: {e}[/]")
@@ -180,7 +194,7 @@ def import_(
             progress.advance(task)
     if wait and ids:
         _wait_for_cases(database, ids)
-    raise typer.Exit(1 if failed else 0)
+    return failed
 
 
 def _wait_for_cases(database: Database, recording_ids: list[int]) -> None:
@@ -250,9 +264,8 @@ def users_add(
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
-    database = _database(Settings())
     try:
-        with database.session() as db:
+        with _database(Settings()) as database, database.session() as db:
             users.create(db=db, username=name, role=role, password=password, actor="cli")
     except users.UserError as e:
         err.print(f"[red]{e}[/]")
@@ -265,8 +278,7 @@ def audit_verify() -> None:
     """Walk the audit hash chain; exit 1 naming the first event that was edited, removed, inserted or moved."""
     from app.audit import service as audit
 
-    database = _database(Settings())
-    with database.session() as db:
+    with _database(Settings()) as database, database.session() as db:
         r = audit.verify(db=db)
     if r.ok:
         typer.echo(f"OK: {r.events} audit events, chain intact")

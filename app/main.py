@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -40,13 +42,21 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
                database: Database | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_dirs()
-    database = database or Database(settings.sqlalchemy_url)
-    database.upgrade()
-    app = FastAPI(title="12351 Hotline", version="0.1.0",
+    owned = database is None
+    db = database or Database(settings.sqlalchemy_url)
+    db.upgrade()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            db.dispose()
+
+    app = FastAPI(title="12351 Hotline", version="0.1.0", lifespan=lifespan,
                   description="职工服务热线：通话录音 → 转写 → 工单 → 检索 → 审计")
     app.state.settings = settings
-    app.state.db = database
-    app.state.queue = queue or JobQueue(settings, database=database)
+    app.state.db = db
+    app.state.queue = queue or JobQueue(settings, database=db)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)

@@ -74,7 +74,11 @@ def test_upload_stores_once_and_queues_one_job(
 
 @pytest.mark.parametrize(
     ("content", "code"),
-    [(b"", "empty"), (b"RIFF not really a wav file at all" * 10, "not_audio"), (CALL.read_bytes()[:60_000], "truncated")],
+    [
+        (b"", "empty"),
+        (b"RIFF not really a wav file at all" * 10, "not_audio"),
+        (CALL.read_bytes()[:60_000], "truncated"),
+    ],
 )
 def test_bad_uploads_get_422_and_store_nothing(
     client: TestClient, settings: Settings, database: Database, queue: JobQueue, agent: dict, content: bytes,

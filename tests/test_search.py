@@ -55,7 +55,10 @@ def test_case_fields_are_searchable(database: Database) -> None:
     assert [h.case_id for h in r.items] == [case_id]
 
 
-@pytest.mark.parametrize("query", ["", "，。！", "不存在的词", "\"quoted\" OR 'x' AND -y", "海丰'; DROP TABLE cases;--"])
+ODD_QUERIES = ["", "，。！", "不存在的词", "\"quoted\" OR 'x' AND -y", "海丰'; DROP TABLE cases;--", "NEAR(a b)"]
+
+
+@pytest.mark.parametrize("query", ODD_QUERIES)
 def test_odd_queries_return_nothing_and_no_error(database: Database, query: str) -> None:
     file_transcript(database, HAIFENG, "a")
     assert _search(database, query).total == 0

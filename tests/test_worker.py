@@ -55,7 +55,8 @@ def _status(database: Database, rec_id: int) -> str:
 
 def _count(database: Database, model: type, rec_id: int) -> int:
     with database.session() as db:
-        return db.execute(sa.select(sa.func.count()).select_from(model).where(model.recording_id == rec_id)).scalar_one()
+        stmt = sa.select(sa.func.count()).select_from(model).where(model.recording_id == rec_id)
+        return db.execute(stmt).scalar_one()
 
 
 def test_killed_worker_loses_no_job_and_nothing_is_done_twice(
