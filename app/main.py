@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.audit import views as audit_views
@@ -38,6 +40,19 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
                          "errors": exc.errors()}, status_code=422)
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files shipped in a Python package: the intranet has no CDN."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="12351 Hotline API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None,
                database: Database | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -52,8 +67,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
         if owned:
             db.dispose()
 
-    app = FastAPI(title="12351 Hotline", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="12351 Hotline", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="职工服务热线：通话录音 → 转写 → 工单 → 检索 → 审计")
+    _offline_docs(app)
     app.state.settings = settings
     app.state.db = db
     app.state.queue = queue or JobQueue(settings, database=db)

@@ -159,3 +159,15 @@ def test_password_is_never_stored_plain(database: Database, agent: dict) -> None
     with database.session() as db:
         stored = db.execute(sa.select(User.password_hash)).scalar_one()
     assert PASSWORD not in stored and stored.startswith("scrypt$")
+
+
+def test_docs_and_web_page_need_no_internet(client: TestClient) -> None:
+    import re
+
+    html = client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(a.startswith("/") for a in assets)
+    assert all(client.get(a).status_code == 200 for a in assets)
+    page = client.get("/")
+    assert page.status_code == 200 and "12351" in page.text and "//" not in re.sub(r"<!--.*?-->", "", page.text)
+    assert client.get("/openapi.json").json()["info"]["title"] == "12351 Hotline"
