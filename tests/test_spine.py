@@ -73,3 +73,20 @@ def test_running_the_job_again_changes_nothing(
     with database.session() as db:
         assert db.execute(sa.select(sa.func.count()).select_from(Transcript)).scalar_one() == 1
         assert db.execute(sa.select(sa.func.count()).select_from(Case)).scalar_one() == 1
+
+
+def test_a_recording_whose_file_is_gone_fails_clearly_once(
+    settings: Settings, database: Database, live: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, auth = live
+    queue = JobQueue(settings, database=database)
+    client.app.state.queue = queue  # type: ignore[attr-defined]  # queued, not run at upload
+    body = client.post("/api/v1/recordings", headers=auth,
+                       files={"file": ("d03.wav", CALL.read_bytes(), "audio/wav")}).json()
+    (settings.recordings_dir / body["sha256"][:2] / f"{body['sha256']}.wav").unlink()
+    JobQueue(settings, immediate=True, database=database).enqueue_transcription(body["id"])  # the real task
+    rec = client.get(f"/api/v1/recordings/{body['id']}", headers=auth).json()
+    assert rec["status"] == "failed" and body["sha256"] in rec["error"]
+    assert client.get("/api/v1/cases", headers=auth).json()["total"] == 0
+    # Not retried, and not picked up again by a sweep: a failed job waits for a person to look at it.
+    assert rec["attempts"] == 1 and queue.sweep() == 0

@@ -60,9 +60,11 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
         if rec is None:
             return Outcome(recording_id, None, "done, failed or held by another worker")
         path, layout = recordings.file_path(settings, rec), rec.layout
+    if not path.is_file():
+        raise PermanentFailure(f"录音文件缺失：{rec.path}（数据目录 recordings/ 下）")
     try:
         result = transcribe_file(path, asr_options(settings, layout), settings.models_dir)
-    except (AudioError, ModelError, FileNotFoundError) as e:
+    except (AudioError, ModelError) as e:
         raise PermanentFailure(str(e)) from e
     try:
         with database.session() as db:
