@@ -93,6 +93,8 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":  # API and workers starting together migrate one at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(12350)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
