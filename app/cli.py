@@ -204,6 +204,7 @@ def _wait_for_cases(database: Database, recording_ids: list[int]) -> None:
     from app.recordings.models import JobStatus, Recording
 
     pending = set(recording_ids)
+    err.print("等待转写完成（需要运行中的 `hotline serve` 或 `hotline worker`；Ctrl-C 停止等待，不影响转写）…")
     while pending:
         with database.session() as db:
             rows = db.execute(sa.select(Recording.id, Recording.status, Recording.error, Case.case_no)

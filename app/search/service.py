@@ -26,14 +26,24 @@ def index_case(*, db: Session, case: Case, segments: Iterable[Segment]) -> None:
     db.flush()
 
 
+def _fts5_phrase(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+def _ts_lexeme(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _fts5(term: QueryTerm) -> str:
-    q = lambda t: '"' + t.replace('"', '""') + '"'  # noqa: E731
-    return q(term.word) if not term.parts else f"({q(term.word)} OR ({' AND '.join(map(q, term.parts))}))"
+    """FTS5 query for one term: the word, or all its parts."""
+    word, parts = _fts5_phrase(term.word), [_fts5_phrase(p) for p in term.parts]
+    return word if not parts else f"({word} OR ({' AND '.join(parts)}))"
 
 
 def _tsquery(term: QueryTerm) -> str:
-    q = lambda t: "'" + t.replace("\\", "\\\\").replace("'", "''") + "'"  # noqa: E731
-    return q(term.word) if not term.parts else f"({q(term.word)} | ({' & '.join(map(q, term.parts))}))"
+    """tsquery for one term, built from quoted lexemes so no text-search parser is involved."""
+    word, parts = _ts_lexeme(term.word), [_ts_lexeme(p) for p in term.parts]
+    return word if not parts else f"({word} | ({' & '.join(parts)}))"
 
 
 def _entries_matching(dialect: str, param: str) -> str:

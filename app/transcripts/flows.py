@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import cast, get_args
 
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +25,7 @@ from app.search import service as search
 from app.transcripts import service as transcripts
 from asr.audio import AudioError
 from asr.models import ModelError
-from asr.types import AsrOptions
+from asr.types import AsrOptions, Layout
 from asr.worker import transcribe_file
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,11 @@ def worker_id() -> str:
 
 
 def asr_options(settings: Settings, layout: str) -> AsrOptions:
+    if layout not in get_args(Layout):
+        raise ValueError(f"unknown channel layout {layout!r}")
     return AsrOptions(
         model_dir=settings.asr_model_dir, compute_type=settings.asr_compute_type,
-        beam_size=settings.asr_beam_size, threads=settings.asr_threads, layout=layout,  # type: ignore[arg-type]
+        beam_size=settings.asr_beam_size, threads=settings.asr_threads, layout=cast(Layout, layout),
     )
 
 
