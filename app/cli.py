@@ -300,6 +300,20 @@ def bench_spine(
     spine.run(path, query)
 
 
+@bench_app.command("asr")
+def bench_asr(
+    corpus: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print reference and hypothesis texts")] = False,
+) -> None:
+    """Transcribe every file of a corpus and print CER (normalized: NFKC, simplified, numerals read out, no
+    punctuation), real-time factor and peak memory."""
+    from app.bench import asr as bench
+
+    bench.run(corpus, as_json=as_json, verbose=verbose)
+
+
 def main() -> None:
     app()
 

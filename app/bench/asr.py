@@ -1,0 +1,107 @@
+"""`hotline bench asr`: character error rate, speed and memory on a corpus in the ../shared/corpus format."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+from app.transcripts.flows import asr_options
+from asr.audio import decode
+from asr.metrics import char_errors
+from asr.worker import load_engine, transcribe_channels
+
+
+@dataclass
+class Item:
+    id: str
+    kind: str
+    duration: float
+    processing_s: float
+    errors: int
+    ref_chars: int
+    worst: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def cer(self) -> float:
+        return self.errors / self.ref_chars if self.ref_chars else 0.0
+
+
+def _score_call(truth: dict[str, Any], segments: list[Any]) -> tuple[int, int, list[dict[str, str]]]:
+    """Errors per speaker role: what the caller said against the caller's channel, the same for the agent."""
+    errors = chars = 0
+    pairs = []
+    for role in ("caller", "agent"):
+        ref = "".join(t["text"] for t in truth["turns"] if t.get("role") == role)
+        hyp = "".join(s.text for s in segments if s.speaker == role)
+        e, n = char_errors(ref, hyp)
+        errors, chars = errors + e, chars + n
+        pairs.append({"role": role, "ref": ref, "hyp": hyp})
+    return errors, chars, pairs
+
+
+def _score_session(truth: dict[str, Any], segments: list[Any]) -> tuple[int, int, list[dict[str, str]]]:
+    ref = "".join(t["text"] for t in sorted(truth["turns"], key=lambda t: t["start"]))
+    hyp = "".join(s.text for s in segments)
+    e, n = char_errors(ref, hyp)
+    return e, n, [{"role": "all", "ref": ref, "hyp": hyp}]
+
+
+def run(corpus: Path, *, as_json: bool, verbose: bool) -> dict[str, Any]:
+    settings = Settings()
+    settings.ensure_dirs()
+    started = time.perf_counter()
+    engine = load_engine(asr_options(settings, "caller-left"), settings.models_dir)
+    load_s = time.perf_counter() - started
+    items: list[Item] = []
+    for truth_path in sorted(corpus.glob("*.json")):
+        truth = json.loads(truth_path.read_text())
+        audio = truth_path.with_suffix(".wav")
+        is_call = truth.get("kind") == "call"
+        t0 = time.perf_counter()
+        channels = decode(audio)
+        layout = "caller-left" if is_call and truth.get("channels", {}).get("left") == "caller" else \
+            "agent-left" if is_call else "mono"
+        result = transcribe_channels(channels, asr_options(settings, layout), engine)
+        elapsed = time.perf_counter() - t0
+        errors, chars, pairs = (_score_call if is_call else _score_session)(truth, result.segments)
+        items.append(Item(truth.get("id", truth_path.stem), "call" if is_call else "session", result.duration,
+                          elapsed, errors, chars, pairs))
+    report = _summary(items, load_s)
+    if as_json:
+        print(json.dumps({**report, "items": [{**asdict(i), "cer": i.cer} for i in items]}, ensure_ascii=False,
+                         indent=1))
+    else:
+        _print(report, items, verbose)
+    return report
+
+
+def _summary(items: list[Item], load_s: float) -> dict[str, Any]:
+    def group(kind: str) -> dict[str, float]:
+        chosen = [i for i in items if i.kind == kind]
+        errors, chars = sum(i.errors for i in chosen), sum(i.ref_chars for i in chosen)
+        audio, work = sum(i.duration for i in chosen), sum(i.processing_s for i in chosen)
+        return {"files": len(chosen), "cer": errors / chars if chars else 0.0, "audio_s": audio,
+                "processing_s": work, "rtf": work / audio if audio else 0.0}
+
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"calls": group("call"), "sessions": group("session"), "model_load_s": load_s, "peak_rss_mib": peak_mib}
+
+
+def _print(report: dict[str, Any], items: list[Item], verbose: bool) -> None:
+    print(f"{'id':8} {'kind':8} {'audio s':>8} {'proc s':>7} {'RTF':>6} {'CER':>7}")
+    for i in items:
+        print(f"{i.id:8} {i.kind:8} {i.duration:8.1f} {i.processing_s:7.2f} {i.processing_s / i.duration:6.3f} "
+              f"{i.cer:7.1%}")
+        if verbose:
+            for p in i.worst:
+                print(f"    {p['role']:6} REF {p['ref']}\n           HYP {p['hyp']}")
+    for kind in ("calls", "sessions"):
+        g = report[kind]
+        if g["files"]:
+            print(f"{kind:9} CER {g['cer']:.1%}  RTF {g['rtf']:.3f}  ({g['files']} files, {g['audio_s']:.0f} s audio)")
+    print(f"model load {report['model_load_s']:.2f} s   peak RSS {report['peak_rss_mib']:.0f} MiB")
