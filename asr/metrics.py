@@ -36,7 +36,7 @@ def cardinal(n: int) -> str:
     """Chinese reading of a non-negative integer: 8600 → 八千六百, 42000 → 四万二千, 15 → 十五."""
     if n == 0:
         return "零"
-    parts = []
+    parts: list[str] = []
     for unit, size in (("亿", 10**8), ("万", 10**4), ("", 1)):
         chunk = n // size % 10**4 if size < 10**8 else n // size
         if chunk:

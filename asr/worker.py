@@ -42,8 +42,9 @@ def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine:
         channels = [np.mean(channels, axis=0).astype(np.float32)]
     roles = speakers_for(options.layout, len(channels))
     segments: list[Segment] = []
-    for role, audio in zip(roles, channels[: len(roles)], strict=True):
-        for raw in engine.transcribe(audio):
+    decoded = engine.transcribe_channels(channels[: len(roles)])
+    for role, raw_segments in zip(roles, decoded, strict=True):
+        for raw in raw_segments:
             text = mandarin.clean(raw.text)
             if text:
                 segments.append(Segment(round(raw.start, 2), round(raw.end, 2), role, text))
