@@ -49,3 +49,5 @@ class AsrOptions:
     layout: Layout = "caller-left"
     language: str = "zh"
     initial_prompt: str = DEFAULT_PROMPT
+    correct_terms: bool = True  # domain-term correction (asr/lexicon.py)
+    extra_terms: tuple[str, ...] = ()  # e.g. enterprise names on file, added to the lexicon

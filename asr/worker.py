@@ -11,6 +11,7 @@ import numpy as np
 from asr import mandarin
 from asr.audio import SAMPLE_RATE, decode
 from asr.engines.faster_whisper import FasterWhisperEngine
+from asr.lexicon import default_corrector
 from asr.models import resolve_model_dir
 from asr.types import AsrOptions, Layout, Segment, Transcript
 
@@ -43,9 +44,12 @@ def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine:
     roles = speakers_for(options.layout, len(channels))
     segments: list[Segment] = []
     decoded = engine.transcribe_channels(channels[: len(roles)])
+    corrector = default_corrector(options.extra_terms) if options.correct_terms else None
     for role, raw_segments in zip(roles, decoded, strict=True):
         for raw in raw_segments:
             text = mandarin.clean(raw.text)
+            if text and corrector:
+                text, _changes = corrector.correct(text)
             if text:
                 segments.append(Segment(round(raw.start, 2), round(raw.end, 2), role, text))
     segments.sort(key=lambda s: (s.start, s.end))
