@@ -11,6 +11,8 @@ from functools import lru_cache
 
 from opencc import OpenCC
 
+from asr.numbers import normalize_numbers
+
 # Text Whisper produces on silence or noise (subtitle credits and the like), never said on a hotline.
 HALLUCINATIONS = (
     "字幕由Amara.org社群提供",
@@ -49,10 +51,18 @@ def is_hallucination(text: str) -> bool:
     return any(h.replace(" ", "") in squashed for h in HALLUCINATIONS)
 
 
+def collapse_repeats(text: str) -> str:
+    """Undo Whisper's repetition loops: a phrase said three times or more in a row (a character four
+    times) is kept once (a character twice, as in 谢谢); ordinary reduplication (看看, 哈哈哈) stays."""
+    text = re.sub(r"(.)\1{3,}", r"\1\1", text)
+    return re.sub(r"(.{2,12}?)\1{2,}", r"\1", text)
+
+
 def clean(text: str) -> str:
-    """Simplified, trimmed, full-width punctuation; '' for known hallucinations."""
+    """Simplified, trimmed, full-width punctuation, no repetition loops, numbers in one form; '' for
+    known hallucinations."""
     text = to_simplified(text.strip())
     if not text or is_hallucination(text):
         return ""
     text = re.sub(rf"(?<={_CJK})\s+(?={_CJK})", "", text)
-    return _full_width(text)
+    return normalize_numbers(collapse_repeats(_full_width(text)))

@@ -7,8 +7,24 @@ def test_traditional_becomes_simplified() -> None:
 
 def test_punctuation_goes_full_width_but_numbers_keep_theirs() -> None:
     assert clean("您好,12351热线.") == "您好，12351热线。"
-    assert clean("一共10,000元,对吗?") == "一共10,000元，对吗？"
+    assert clean("一共10,000元,对吗?") == "一共10000元，对吗？"
     assert clean("工资3.5万") == "工资3.5万"
+
+
+def test_numbers_are_written_one_way() -> None:
+    assert clean("自己垫付了八千六百元医药费") == "自己垫付了8600元医药费"
+    assert clean("拖欠的工资总共四万二千元，二十四小时内回复") == "拖欠的工资总共42000元，24小时内回复"
+    assert clean("这里是一二三五一热线，百分之八十") == "这里是12351热线，80%"
+    # Words stay words where digits would read badly or be wrong: one-character and approximate numbers.
+    for kept in ("签了一个声明", "两个多月", "十几个人", "二十多个人", "五六个人", "三年以上"):
+        assert clean(kept) == kept
+
+
+def test_repetition_loops_are_collapsed() -> None:
+    assert clean("我们我们我们我们要工资") == "我们要工资"
+    assert clean("谢谢谢谢谢谢谢") == "谢谢"
+    for kept in ("看看", "哈哈哈", "谢谢"):
+        assert clean(kept) == kept
 
 
 def test_spaces_between_chinese_words_are_dropped() -> None:
