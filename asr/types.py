@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Layout = Literal["caller-left", "agent-left", "mono"]
+EngineName = Literal["faster-whisper", "openai-whisper"]
 
 # Decoding bias toward simplified characters with punctuation in our domain (issue 3 refines it).
 DEFAULT_PROMPT = "以下是普通话的句子，这是职工服务热线的通话录音，内容涉及工资、社保、工伤、劳动合同和仲裁。"
@@ -42,6 +43,7 @@ class Transcript:
 
 @dataclass(frozen=True)
 class AsrOptions:
+    engine: EngineName = "faster-whisper"
     model_dir: Path | None = None  # None: the bundled Whisper base
     compute_type: str = "int8"
     beam_size: int = 5

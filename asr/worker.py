@@ -10,22 +10,29 @@ import numpy as np
 
 from asr import mandarin
 from asr.audio import SAMPLE_RATE, decode
+from asr.engines import Engine
 from asr.engines.faster_whisper import FasterWhisperEngine
 from asr.lexicon import default_corrector
 from asr.models import resolve_model_dir
 from asr.types import AsrOptions, Layout, Segment, Transcript
 
-_engines: dict[tuple[Path, str, int], FasterWhisperEngine] = {}
+_engines: dict[tuple[str, Path, str, int, int, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def load_engine(options: AsrOptions, cache_dir: Path) -> FasterWhisperEngine:
+def load_engine(options: AsrOptions, cache_dir: Path) -> Engine:
     """The engine for these options, loaded once per process."""
     model_dir = resolve_model_dir(options.model_dir, cache_dir)
-    key = (model_dir, options.compute_type, options.threads)
+    key = (options.engine, model_dir, options.compute_type, options.threads, options.beam_size,
+           options.initial_prompt)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = FasterWhisperEngine(model_dir, options)
+            if options.engine == "openai-whisper":
+                from asr.engines.openai_whisper import OpenAIWhisperEngine
+
+                _engines[key] = OpenAIWhisperEngine(model_dir, options, cache_dir)
+            else:
+                _engines[key] = FasterWhisperEngine(model_dir, options)
         return _engines[key]
 
 
@@ -36,7 +43,7 @@ def speakers_for(layout: Layout, channels: int) -> list[str]:
     return ["caller", "agent"] if layout == "caller-left" else ["agent", "caller"]
 
 
-def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine: FasterWhisperEngine) -> Transcript:
+def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine: Engine) -> Transcript:
     started = time.perf_counter()
     duration = max(len(c) for c in channels) / SAMPLE_RATE
     if options.layout == "mono" and len(channels) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import time
@@ -13,6 +14,8 @@ from app.config import Settings
 from app.transcripts.flows import asr_options
 from asr.audio import decode
 from asr.metrics import char_errors
+from asr.models import ModelError
+from asr.types import AsrOptions, Layout
 from asr.worker import load_engine, transcribe_channels
 
 
@@ -51,12 +54,43 @@ def _score_session(truth: dict[str, Any], segments: list[Any]) -> tuple[int, int
     return e, n, [{"role": "all", "ref": ref, "hyp": hyp}]
 
 
-def run(corpus: Path, *, as_json: bool, verbose: bool) -> dict[str, Any]:
+def run(corpus: Path, *, as_json: bool, verbose: bool, compare_openai: bool = True) -> dict[str, Any]:
     settings = Settings()
     settings.ensure_dirs()
     started = time.perf_counter()
-    engine = load_engine(asr_options(settings, "caller-left"), settings.models_dir)
+    options = asr_options(settings, "caller-left")
+    engine = load_engine(options, settings.models_dir)
     load_s = time.perf_counter() - started
+    items = _transcribe_corpus(corpus, settings, options)
+    report = _summary(items, load_s)
+    report["engine"] = engine.name
+    if compare_openai and options.engine != "openai-whisper":
+        report["openai_whisper"] = _compare_openai(corpus, settings, options, items)
+    if as_json:
+        print(json.dumps({**report, "items": [{**asdict(i), "cer": i.cer} for i in items]}, ensure_ascii=False,
+                         indent=1))
+    else:
+        _print(report, items, verbose)
+    return report
+
+
+def _compare_openai(corpus: Path, settings: Settings, options: AsrOptions, fast: list[Item]) -> dict[str, Any]:
+    """The same audio, utterances and weights through openai-whisper: its CER and how much slower it is."""
+    slow_options = dataclasses.replace(options, engine="openai-whisper")
+    try:
+        load_engine(slow_options, settings.models_dir)
+    except ModelError as e:
+        return {"skipped": str(e)}
+    slow = _transcribe_corpus(corpus, settings, slow_options)
+    errors, chars = sum(i.errors for i in slow), sum(i.ref_chars for i in slow)
+    audio = sum(i.duration for i in slow)
+    fast_s, slow_s = sum(i.processing_s for i in fast), sum(i.processing_s for i in slow)
+    return {"cer": errors / chars if chars else 0.0, "rtf": slow_s / audio if audio else 0.0,
+            "processing_s": slow_s, "speed_ratio": slow_s / fast_s if fast_s else 0.0}
+
+
+def _transcribe_corpus(corpus: Path, settings: Settings, options: AsrOptions) -> list[Item]:
+    engine = load_engine(options, settings.models_dir)
     items: list[Item] = []
     for truth_path in sorted(corpus.glob("*.json")):
         truth = json.loads(truth_path.read_text())
@@ -64,20 +98,15 @@ def run(corpus: Path, *, as_json: bool, verbose: bool) -> dict[str, Any]:
         is_call = truth.get("kind") == "call"
         t0 = time.perf_counter()
         channels = decode(audio)
-        layout = "caller-left" if is_call and truth.get("channels", {}).get("left") == "caller" else \
-            "agent-left" if is_call else "mono"
-        result = transcribe_channels(channels, asr_options(settings, layout), engine)
+        layout: Layout = "mono"
+        if is_call:
+            layout = "caller-left" if truth.get("channels", {}).get("left", "caller") == "caller" else "agent-left"
+        result = transcribe_channels(channels, dataclasses.replace(options, layout=layout), engine)
         elapsed = time.perf_counter() - t0
         errors, chars, pairs = (_score_call if is_call else _score_session)(truth, result.segments)
         items.append(Item(truth.get("id", truth_path.stem), "call" if is_call else "session", result.duration,
                           elapsed, errors, chars, pairs))
-    report = _summary(items, load_s)
-    if as_json:
-        print(json.dumps({**report, "items": [{**asdict(i), "cer": i.cer} for i in items]}, ensure_ascii=False,
-                         indent=1))
-    else:
-        _print(report, items, verbose)
-    return report
+    return items
 
 
 def _summary(items: list[Item], load_s: float) -> dict[str, Any]:
@@ -104,4 +133,10 @@ def _print(report: dict[str, Any], items: list[Item], verbose: bool) -> None:
         g = report[kind]
         if g["files"]:
             print(f"{kind:9} CER {g['cer']:.1%}  RTF {g['rtf']:.3f}  ({g['files']} files, {g['audio_s']:.0f} s audio)")
-    print(f"model load {report['model_load_s']:.2f} s   peak RSS {report['peak_rss_mib']:.0f} MiB")
+    print(f"model load {report['model_load_s']:.2f} s   peak RSS {report['peak_rss_mib']:.0f} MiB (whole run)")
+    ow = report.get("openai_whisper")
+    if ow and "skipped" in ow:
+        print(f"openai-whisper: skipped ({ow['skipped']})")
+    elif ow:
+        print(f"openai-whisper, same weights and audio: CER {ow['cer']:.1%}  RTF {ow['rtf']:.3f}  "
+              f"→ {report['engine']} is {ow['speed_ratio']:.1f}× faster")

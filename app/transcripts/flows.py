@@ -39,7 +39,7 @@ def asr_options(settings: Settings, layout: str) -> AsrOptions:
     if layout not in get_args(Layout):
         raise ValueError(f"unknown channel layout {layout!r}")
     return AsrOptions(
-        model_dir=settings.asr_model_dir, compute_type=settings.asr_compute_type,
+        engine=settings.asr_engine, model_dir=settings.asr_model_dir, compute_type=settings.asr_compute_type,
         beam_size=settings.asr_beam_size, threads=settings.asr_threads, layout=cast(Layout, layout),
     )
 

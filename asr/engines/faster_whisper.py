@@ -18,22 +18,13 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from asr.audio import SAMPLE_RATE
+from asr.engines import SAMPLE_RATE, RawSegment, utterances
 from asr.types import AsrOptions
 
-_VAD = VadOptions(min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=28)
 _TAIL_S = 1.0  # silence after each utterance inside its window (the model expects audio to trail off)
 _BATCH = 8
 _MAX_TOKENS = 448  # Whisper's text context: prompt + output
-
-
-@dataclass(frozen=True)
-class RawSegment:
-    start: float
-    end: float
-    text: str
 
 
 @dataclass(frozen=True)
@@ -60,16 +51,12 @@ class FasterWhisperEngine:
             *self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._lock = threading.Lock()  # one decode at a time per loaded model
 
-    def utterances(self, audio: np.ndarray) -> list[tuple[float, float]]:
-        """Speech regions of one channel (16 kHz float32), in seconds."""
-        return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in get_speech_timestamps(audio, _VAD)]
-
     def transcribe_channels(self, channels: list[np.ndarray]) -> list[list[RawSegment]]:
         """Utterances of each channel with their text; times in seconds from the recording's start."""
         pending = [
             self._prepare(i, audio, start, end)
             for i, audio in enumerate(channels)
-            for start, end in self.utterances(audio)
+            for start, end in utterances(audio)
         ]
         results: list[list[RawSegment]] = [[] for _ in channels]
         pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
