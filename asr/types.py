@@ -51,5 +51,6 @@ class AsrOptions:
     layout: Layout = "caller-left"
     language: str = "zh"
     initial_prompt: str = DEFAULT_PROMPT
+    num_speakers: int | None = None  # single-microphone sessions: None estimates it
     correct_terms: bool = True  # domain-term correction (asr/lexicon.py)
     extra_terms: tuple[str, ...] = ()  # e.g. enterprise names on file, added to the lexicon

@@ -10,6 +10,7 @@ import numpy as np
 
 from asr import mandarin
 from asr.audio import SAMPLE_RATE, decode
+from asr.diarize import diarize
 from asr.engines import Engine
 from asr.engines.faster_whisper import FasterWhisperEngine
 from asr.lexicon import default_corrector
@@ -36,29 +37,37 @@ def load_engine(options: AsrOptions, cache_dir: Path) -> Engine:
         return _engines[key]
 
 
-def speakers_for(layout: Layout, channels: int) -> list[str]:
-    """Speaker role of each decoded channel. Mono audio (or layout mono) is one unnamed speaker."""
-    if layout == "mono" or channels == 1:
-        return ["speaker"]
+def speakers_for(layout: Layout) -> list[str]:
+    """Speaker role of each decoded channel of a call."""
     return ["caller", "agent"] if layout == "caller-left" else ["agent", "caller"]
+
+
+def _single_mic(audio: np.ndarray, options: AsrOptions, engine: Engine) -> list[Segment]:
+    """One microphone: diarize into speaker turns (S1, S2, …), then decode each turn."""
+    turns = diarize(audio, options.num_speakers)
+    decoded = engine.transcribe_channels([audio], [[(t.start, t.end) for t in turns]])[0]
+    by_start = {t.start: t.speaker for t in turns}
+    return [Segment(round(raw.start, 2), round(raw.end, 2), by_start.get(raw.start, "S1"), raw.text)
+            for raw in decoded]
 
 
 def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine: Engine) -> Transcript:
     started = time.perf_counter()
     duration = max(len(c) for c in channels) / SAMPLE_RATE
-    if options.layout == "mono" and len(channels) > 1:
-        channels = [np.mean(channels, axis=0).astype(np.float32)]
-    roles = speakers_for(options.layout, len(channels))
-    segments: list[Segment] = []
-    decoded = engine.transcribe_channels(channels[: len(roles)])
+    if options.layout == "mono" or len(channels) == 1:
+        raw_segments = _single_mic(np.mean(channels, axis=0).astype(np.float32), options, engine)
+    else:
+        decoded = engine.transcribe_channels(channels[:2])
+        raw_segments = [Segment(round(r.start, 2), round(r.end, 2), role, r.text)
+                        for role, rs in zip(speakers_for(options.layout), decoded, strict=True) for r in rs]
     corrector = default_corrector(options.extra_terms) if options.correct_terms else None
-    for role, raw_segments in zip(roles, decoded, strict=True):
-        for raw in raw_segments:
-            text = mandarin.clean(raw.text)
-            if text and corrector:
-                text, _changes = corrector.correct(text)
-            if text:
-                segments.append(Segment(round(raw.start, 2), round(raw.end, 2), role, text))
+    segments: list[Segment] = []
+    for seg in raw_segments:
+        text = mandarin.clean(seg.text)
+        if text and corrector:
+            text, _changes = corrector.correct(text)
+        if text:
+            segments.append(Segment(seg.start, seg.end, seg.speaker, text))
     segments.sort(key=lambda s: (s.start, s.end))
     return Transcript(
         duration=round(duration, 3), language=options.language, engine=engine.name,

@@ -28,6 +28,7 @@ class Item:
     errors: int
     ref_chars: int
     worst: list[dict[str, str]] = field(default_factory=list)
+    der: float | None = None  # sessions: diarization error rate of the speaker turns
 
     @property
     def cer(self) -> float:
@@ -104,35 +105,55 @@ def _transcribe_corpus(corpus: Path, settings: Settings, options: AsrOptions) ->
         result = transcribe_channels(channels, dataclasses.replace(options, layout=layout), engine)
         elapsed = time.perf_counter() - t0
         errors, chars, pairs = (_score_call if is_call else _score_session)(truth, result.segments)
+        der = None if is_call else _der(truth, result.segments)
         items.append(Item(truth.get("id", truth_path.stem), "call" if is_call else "session", result.duration,
-                          elapsed, errors, chars, pairs))
+                          elapsed, errors, chars, pairs, der))
     return items
 
 
+def _der(truth: dict[str, Any], segments: list[Any]) -> float:
+    """Diarization error rate (pyannote.metrics, 0.25 s collar) of the transcript's speaker turns."""
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    ref, hyp = Annotation(), Annotation()
+    for t in truth["turns"]:
+        ref[Segment(t["start"], t["end"])] = t.get("speaker", t.get("role"))
+    for s in segments:
+        hyp[Segment(s.start, s.end)] = s.speaker
+    uem = Timeline([Segment(0, max(truth.get("duration", 0), *(t["end"] for t in truth["turns"])))])
+    return float(DiarizationErrorRate(collar=0.25)(ref, hyp, uem=uem))
+
+
 def _summary(items: list[Item], load_s: float) -> dict[str, Any]:
-    def group(kind: str) -> dict[str, float]:
+    def group(kind: str) -> dict[str, Any]:
         chosen = [i for i in items if i.kind == kind]
         errors, chars = sum(i.errors for i in chosen), sum(i.ref_chars for i in chosen)
         audio, work = sum(i.duration for i in chosen), sum(i.processing_s for i in chosen)
+        ders = [i.der for i in chosen if i.der is not None]
         return {"files": len(chosen), "cer": errors / chars if chars else 0.0, "audio_s": audio,
-                "processing_s": work, "rtf": work / audio if audio else 0.0}
+                "processing_s": work, "rtf": work / audio if audio else 0.0,
+                "der": sum(ders) / len(ders) if ders else None}
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"calls": group("call"), "sessions": group("session"), "model_load_s": load_s, "peak_rss_mib": peak_mib}
 
 
 def _print(report: dict[str, Any], items: list[Item], verbose: bool) -> None:
-    print(f"{'id':8} {'kind':8} {'audio s':>8} {'proc s':>7} {'RTF':>6} {'CER':>7}")
+    print(f"{'id':8} {'kind':8} {'audio s':>8} {'proc s':>7} {'RTF':>6} {'CER':>7} {'DER':>6}")
     for i in items:
+        der = f"{i.der:6.1%}" if i.der is not None else "     -"
         print(f"{i.id:8} {i.kind:8} {i.duration:8.1f} {i.processing_s:7.2f} {i.processing_s / i.duration:6.3f} "
-              f"{i.cer:7.1%}")
+              f"{i.cer:7.1%} {der}")
         if verbose:
             for p in i.worst:
                 print(f"    {p['role']:6} REF {p['ref']}\n           HYP {p['hyp']}")
     for kind in ("calls", "sessions"):
         g = report[kind]
         if g["files"]:
-            print(f"{kind:9} CER {g['cer']:.1%}  RTF {g['rtf']:.3f}  ({g['files']} files, {g['audio_s']:.0f} s audio)")
+            der = f"  DER {g['der']:.1%}" if g["der"] is not None else ""
+            files = f"({g['files']} files, {g['audio_s']:.0f} s audio)"
+            print(f"{kind:9} CER {g['cer']:.1%}  RTF {g['rtf']:.3f}{der}  {files}")
     print(f"model load {report['model_load_s']:.2f} s   peak RSS {report['peak_rss_mib']:.0f} MiB (whole run)")
     ow = report.get("openai_whisper")
     if ow and "skipped" in ow:

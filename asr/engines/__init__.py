@@ -29,8 +29,11 @@ class Engine(Protocol):
     name: str
     model_dir: Path
 
-    def transcribe_channels(self, channels: list[np.ndarray]) -> list[list[RawSegment]]:
-        """Utterances of each channel (16 kHz float32) with their text, times in seconds."""
+    def transcribe_channels(
+        self, channels: list[np.ndarray], regions: list[list[tuple[float, float]]] | None = None
+    ) -> list[list[RawSegment]]:
+        """Utterances of each channel (16 kHz float32) with their text, times in seconds; ``regions`` gives
+        the stretches to decode per channel (speaker turns), by default VAD finds them."""
         ...
 
 

@@ -51,12 +51,16 @@ class FasterWhisperEngine:
             *self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._lock = threading.Lock()  # one decode at a time per loaded model
 
-    def transcribe_channels(self, channels: list[np.ndarray]) -> list[list[RawSegment]]:
-        """Utterances of each channel with their text; times in seconds from the recording's start."""
+    def transcribe_channels(
+        self, channels: list[np.ndarray], regions: list[list[tuple[float, float]]] | None = None
+    ) -> list[list[RawSegment]]:
+        """Utterances of each channel with their text; times in seconds from the recording's start.
+        ``regions``: the stretches to decode per channel (e.g. speaker turns); default: found by VAD."""
+        spans = regions or [utterances(audio) for audio in channels]
         pending = [
             self._prepare(i, audio, start, end)
             for i, audio in enumerate(channels)
-            for start, end in utterances(audio)
+            for start, end in spans[i]
         ]
         results: list[list[RawSegment]] = [[] for _ in channels]
         pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
@@ -68,9 +72,6 @@ class FasterWhisperEngine:
         for segments in results:
             segments.sort(key=lambda s: s.start)
         return results
-
-    def transcribe(self, audio: np.ndarray) -> list[RawSegment]:
-        return self.transcribe_channels([audio])[0]
 
     def _prepare(self, channel: int, audio: np.ndarray, start: float, end: float) -> _Utterance:
         clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]

@@ -46,12 +46,15 @@ class OpenAIWhisperEngine:
         self._model = whisper.load_model(str(checkpoint_for(model_dir, cache_dir)), device="cpu")
         self._lock = threading.Lock()
 
-    def transcribe_channels(self, channels: list[np.ndarray]) -> list[list[RawSegment]]:
+    def transcribe_channels(
+        self, channels: list[np.ndarray], regions: list[list[tuple[float, float]]] | None = None
+    ) -> list[list[RawSegment]]:
+        spans = regions or [utterances(audio) for audio in channels]
         results: list[list[RawSegment]] = []
         with self._lock:
-            for audio in channels:
+            for audio, channel_spans in zip(channels, spans, strict=True):
                 segments = []
-                for start, end in utterances(audio):
+                for start, end in channel_spans:
                     clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
                     out = self._model.transcribe(
                         clip, language=self.options.language, initial_prompt=self.options.initial_prompt or None,
