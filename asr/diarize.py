@@ -14,6 +14,7 @@ A pyannote.audio pipeline from a local weights directory is the planned alternat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from faster_whisper.feature_extractor import FeatureExtractor
@@ -21,6 +22,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.fft import dct
 
 from asr.engines import utterances
+
+if TYPE_CHECKING:
+    from pyannote.core import Annotation
 
 FPS = 100  # Whisper's feature frames per second
 _WINDOW_S, _HOP_S = 1.5, 0.25
@@ -97,8 +101,8 @@ def _turns(votes: np.ndarray) -> list[SpeakerTurn]:
     return turns
 
 
-def to_annotation(turns: list[SpeakerTurn], uri: str = "session"):  # type: ignore[no-untyped-def]
-    """A pyannote.core Annotation of the turns."""
+def to_annotation(turns: list[SpeakerTurn], uri: str = "session") -> Annotation:
+    """A pyannote.core Annotation of the turns (pyannote.core is needed only here)."""
     from pyannote.core import Annotation, Segment
 
     annotation = Annotation(uri=uri)

@@ -1,7 +1,5 @@
-"""Mandarin clean-up of raw Whisper text: simplified script, full-width punctuation, known hallucinations.
-
-Issue 3 deepens this (numbers, repetition loops, domain-term correction); what is here is what the spine
-needs to give readable, searchable simplified Chinese.
+"""Mandarin clean-up of raw Whisper text: simplified script, full-width punctuation, known hallucinations,
+repetition loops, numbers in one form (asr/numbers.py). Domain-term correction is asr/lexicon.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class Item:
     processing_s: float
     errors: int
     ref_chars: int
-    worst: list[dict[str, str]] = field(default_factory=list)
+    texts: list[dict[str, str]] = field(default_factory=list)  # reference and hypothesis per role
     der: float | None = None  # sessions: diarization error rate of the speaker turns
 
     @property
@@ -146,7 +146,7 @@ def _print(report: dict[str, Any], items: list[Item], verbose: bool) -> None:
         print(f"{i.id:8} {i.kind:8} {i.duration:8.1f} {i.processing_s:7.2f} {i.processing_s / i.duration:6.3f} "
               f"{i.cer:7.1%} {der}")
         if verbose:
-            for p in i.worst:
+            for p in i.texts:
                 print(f"    {p['role']:6} REF {p['ref']}\n           HYP {p['hyp']}")
     for kind in ("calls", "sessions"):
         g = report[kind]
