@@ -22,6 +22,9 @@ lint: setup
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@command -v sipp >/dev/null || { echo "Installing sipp (Debian sip-tester), the SIP peer of the telephony tests"; \
+		apt-get install -y -q sip-tester >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q sip-tester; } \
+		|| echo "sipp could not be installed: the telephony tests will be skipped"; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "12351 Hotline needs Python 3.11 or newer: run with PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \

@@ -43,7 +43,8 @@ LayoutOpt = Annotated[Layout | None, typer.Option(
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @contextmanager
@@ -90,16 +91,21 @@ def serve(
     settings = Settings()
     with _database(settings) as database:
         _bootstrap_admin(settings, database)
+        _recover_media_streams(settings, database)
     n = settings.worker_concurrency if workers < 0 else workers
-    child = None
+    children = []
+    parent = ["--parent-pid", str(os.getpid())]
     if n > 0:
-        cmd = [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), "--parent-pid", str(os.getpid())]
-        child = subprocess.Popen(cmd)
+        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), *parent]))
+    if settings.sip_enabled:
+        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "sip", *parent]))
     try:
         uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
     finally:
-        if child and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -107,8 +113,17 @@ def serve(
                 child.wait()
 
 
+def _recover_media_streams(settings: Settings, database: Database) -> None:
+    """File WebSocket-streamed calls and sessions cut off when the previous API process died."""
+    from app.calls.flows import Filer, recover
+    from app.jobs import JobQueue
+
+    if n := recover(Filer(settings, database, JobQueue(settings, database=database)), settings.calls_dir / "ws"):
+        err.print(f"[yellow]{n} call(s)/session(s) cut off by the previous run were filed[/]")
+
+
 def _exit_with_parent(parent_pid: int) -> None:
-    """Stop this worker if the `hotline serve` that started it is gone (even after a kill -9)."""
+    """Stop this child if the `hotline serve` that started it is gone (even after a kill -9)."""
     while True:
         time.sleep(1)
         if os.getppid() != parent_pid:
@@ -145,6 +160,43 @@ def worker(
         if parent_pid:
             threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
         queue.run_worker(workers=concurrency or settings.worker_concurrency)
+
+
+@app.command()
+def sip(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> None:
+    """Run the telephony adapter: SIP/SIPREC on HOTLINE_SIP_HOST:HOTLINE_SIP_PORT (UDP and TCP), RTP in a
+    media process, every call recorded and filed as a case. `hotline serve` starts it for you."""
+    import asyncio
+
+    from app.calls import adapter
+
+    _setup_logging()
+    settings = Settings()
+    with _database(settings) as database:
+        if parent_pid:
+            threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+        try:
+            asyncio.run(adapter.run(settings, database))
+        except OSError as e:
+            err.print(f"[red]SIP adapter cannot start on {settings.sip_host}:{settings.sip_port}: {e}[/]")
+            raise typer.Exit(2) from e
+
+
+@app.command()
+def live(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> None:
+    """Transcribe calls in progress for the staff on them (started by `hotline sip`; needs the API for
+    delivery: the same data dir, or HOTLINE_REDIS_URL)."""
+    from app.calls import live_worker
+
+    _setup_logging()
+    settings = Settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with _database(settings) as database:
+        if parent_pid:
+            threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        live_worker.serve(settings, database, stop)
 
 
 @app.command("import")
@@ -321,6 +373,38 @@ def bench_spine(
     from app.bench import spine
 
     spine.run(path, query)
+
+
+@bench_app.command("sip")
+def bench_sip(
+    calls: Annotated[int, typer.Option(help="Concurrent calls")] = 500,
+    seconds: Annotated[float, typer.Option(help="Length of each call")] = 20.0,
+    rate: Annotated[float, typer.Option(help="New calls per second while ramping up")] = 50.0,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch data dir (recordings, logs)")] = False,
+) -> None:
+    """N concurrent sipp calls streaming G.711 into a real `hotline sip`: RTP packets sent/received/lost per
+    call, SIP response-time percentiles (INVITE and BYE, as sipp saw them), CPU of each process."""
+    from app.bench import sip
+
+    sip.run(calls, seconds, rate, keep)
+
+
+@bench_app.command("live")
+def bench_live(
+    corpus: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="Corpus folder with NAME_caller.ulaw, NAME_agent.ulaw, NAME.json")],
+    calls: Annotated[str, typer.Option(help="Comma-separated call names (default: every NAME_caller.ulaw)")] = "",
+    concurrent: Annotated[int, typer.Option(help="Calls played at the same time")] = 1,
+    post_call: Annotated[bool, typer.Option(help="Also transcribe the calls post-call for the CER comparison")]
+    = True,
+) -> None:
+    """Play corpus calls in real time into a real `hotline serve` (SIPREC, both parties) and print the live
+    transcript's final delay after each utterance, partial update interval, CPU, and CER against the truth."""
+    from app.bench import live as bench
+
+    names = [n for n in calls.split(",") if n] or sorted(p.name[: -len("_caller.ulaw")]
+                                                          for p in corpus.glob("*_caller.ulaw"))
+    bench.run(corpus, names, concurrent, post_call)
 
 
 @bench_app.command("asr")

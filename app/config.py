@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from telephony.options import BUNDLED_GREETING, PRIVATE_NETWORKS
+
 Layout = Literal["caller-left", "agent-left", "mono"]
 
 
@@ -23,7 +25,27 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+
+    # Telephony adapter (`hotline sip`, started by `hotline serve` when enabled)
+    sip_enabled: bool = True
+    sip_host: str = "127.0.0.1"  # 0.0.0.0 to take calls from a trunk/PBX on the network
     sip_port: int = 5060
+    sip_public_address: str = ""  # address in SDP/Contact when behind NAT; default: the one the peer reached
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 39999
+    sip_greeting: str = "default"  # played on answer: "default" (bundled), a file path, or "" for none
+    sip_answer_delay_ms: int = 0  # ringing time before the adapter answers
+    sip_rtp_timeout_s: float = 30.0  # no RTP this long (not on hold): the call is ended with BYE
+    sip_allowed_sources: list[str] = list(PRIVATE_NETWORKS)  # JSON list of CIDRs; others get 403
+    sip_rate_limit: float = 200.0  # SIP requests per second per source address
+    sip_max_calls: int = 2000
+    sip_auth_user: str = ""  # digest authentication for INVITE when set
+    sip_auth_password: str = ""
+    sip_agent_pattern: str = r"\d{3,6}"  # SIPREC: participants whose number matches are agents
+    live_enabled: bool = True  # live transcripts of calls in progress (`hotline live`, started by `hotline sip`)
+    live_max_calls: int = 4  # calls transcribed live at once; more are recorded and transcribed after the call
+    live_beam_size: int = 1  # greedy: live text is for the call in progress; the record is the post-call pass
+    media_token: str | None = None  # WebSocket media streams; default: generated once, kept in the data dir
 
     max_upload_mb: int = 500
     token_ttl_minutes: int = 12 * 60
@@ -60,6 +82,20 @@ class Settings(BaseSettings):
         return self.data_dir / "jobs.db"
 
     @property
+    def calls_dir(self) -> Path:
+        return self.data_dir / "calls"
+
+    @property
+    def live_audio_socket(self) -> Path:
+        return self.data_dir / "live-audio.sock"
+
+    @property
+    def greeting_path(self) -> Path | None:
+        if self.sip_greeting == "default":
+            return BUNDLED_GREETING
+        return Path(self.sip_greeting) if self.sip_greeting else None
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
@@ -70,9 +106,15 @@ class Settings(BaseSettings):
     @cached_property
     def jwt_secret(self) -> str:
         """The configured secret, or one generated on first use and kept (mode 600) in the data dir."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / "secret.key"
+        return self.secret_key or self._kept_secret("secret.key")
+
+    @cached_property
+    def media_secret(self) -> str:
+        """The token WebSocket media peers (PBX, Twilio) present: ``?token=`` or ``Authorization: Bearer``."""
+        return self.media_token or self._kept_secret("media.token")
+
+    def _kept_secret(self, name: str) -> str:
+        path = self.data_dir / name
         if not path.exists():
             self.ensure_dirs()
             tmp = path.with_name(f"secret.{secrets.token_hex(8)}.tmp")

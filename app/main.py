@@ -16,11 +16,16 @@ from fastapi.staticfiles import StaticFiles
 
 from app.audit import views as audit_views
 from app.auth import views as auth_views
+from app.calls import media_views
+from app.calls import views as call_views
 from app.cases import views as case_views
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError, api_error_handler
 from app.jobs import JobQueue
+from app.live import ingest as live_ingest
+from app.live import views as live_views
+from app.live.hub import make_hub
 from app.recordings import views as recording_views
 from app.search import views as search_views
 
@@ -60,10 +65,12 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     owned = database is None
     db = database or Database(settings.sqlalchemy_url)
     db.upgrade()
+    live_hub = make_hub(settings)  # live transcripts: through Redis when configured, else in this process
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with live_ingest.running(settings, live_hub):
+            yield
         if owned:
             db.dispose()
 
@@ -73,10 +80,12 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.queue = queue or JobQueue(settings, database=db)
+    app.state.live_hub = live_hub
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (auth_views, recording_views, case_views, search_views, audit_views):
+    for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
+                   audit_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

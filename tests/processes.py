@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update(HOTLINE_DATA_DIR=str(settings.data_dir), HOTLINE_DATABASE_URL=settings.sqlalchemy_url,
-               HOTLINE_JOB_RETRY_DELAY_S="0", **extra)
+               HOTLINE_JOB_RETRY_DELAY_S="0", HOTLINE_SIP_ENABLED="false")  # tests that call in start their own
+    env.update(extra)
     if settings.redis_url:
         env["HOTLINE_REDIS_URL"] = settings.redis_url
     return env
@@ -47,6 +48,7 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, log: Path |
         value = check()
         if value:
             return value
-        time.sleep(0.1)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
+        time.sleep(0.25)
+    lines = log.read_text().splitlines() if log and log.exists() else []
+    tail = "\n".join(line for line in lines if 'HTTP/1.1"' not in line)[-4000:]  # access lines hide the cause
     raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tail}")

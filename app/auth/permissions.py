@@ -16,17 +16,18 @@ class Permission(StrEnum):
     search = "search"
     audit_read = "audit:read"
     user_admin = "user:admin"
+    phone_unmasked = "phone:unmasked"  # callers' full numbers; without it they are shown as mask_phone()
 
 
 _ALL = frozenset(Permission)
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
-         Permission.transcript_read, Permission.search}
+         Permission.transcript_read, Permission.search, Permission.phone_unmasked}
     ),
     Role.mediator: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
-         Permission.recording_download, Permission.transcript_read, Permission.search}
+         Permission.recording_download, Permission.transcript_read, Permission.search, Permission.phone_unmasked}
     ),
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
@@ -41,3 +42,24 @@ def allowed(role: str, permission: Permission) -> bool:
         return permission in MATRIX[Role(role)]
     except ValueError:
         return False
+
+
+def mask_phone(number: str) -> str:
+    """A phone number as users without ``phone:unmasked`` see it: the first 3 and the last 4 digits kept, the
+    digits between them starred (13812345678 → 138****5678; other characters stay as they are). Numbers of
+    up to 6 digits (extensions, 12351 itself) are not masked. China's country code stays in front of that
+    (+8613812345678 → +86138****5678)."""
+    for code in ("+86", "0086"):
+        if number.startswith(code) and len(number) > len(code) + 6:
+            return code + mask_phone(number[len(code):])
+    digits = sum(c.isdigit() for c in number)
+    if digits <= 6:
+        return number
+    out, seen = [], 0
+    for c in number:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen <= 3 or seen > digits - 4 else "*")
+        else:
+            out.append(c)
+    return "".join(out)

@@ -56,7 +56,8 @@ class PeakRss:
 def run(path: Path, query: str) -> None:
     data = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     port = free_port()
-    env = {**os.environ, "HOTLINE_DATA_DIR": str(data), "HOTLINE_HTTP_PORT": str(port)}
+    env = {**os.environ, "HOTLINE_DATA_DIR": str(data), "HOTLINE_HTTP_PORT": str(port),
+           "HOTLINE_SIP_ENABLED": "false"}
     env.pop("HOTLINE_DATABASE_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -38,18 +38,20 @@ class _Utterance:
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, model_dir: Path, options: AsrOptions) -> None:
-        threads = options.threads or os.cpu_count() or 1
+    def __init__(self, model_dir: Path, options: AsrOptions, *, workers: int = 1) -> None:
+        """``workers`` > 1: that many decodes may run at once (each on ``options.threads`` cores, default
+        one), as live decoding wants; 1: one decode at a time on all cores, as post-call jobs want."""
+        threads = options.threads or (1 if workers > 1 else os.cpu_count() or 1)
         self.model_dir = model_dir
         self.options = options
         self._whisper = WhisperModel(str(model_dir), device="cpu", compute_type=options.compute_type,
-                                     cpu_threads=threads)
+                                     cpu_threads=threads, num_workers=workers)
         self._tokenizer = Tokenizer(self._whisper.hf_tokenizer, multilingual=True, task="transcribe",
                                     language=options.language)
         prompt = self._tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
         self._prefix = ([self._tokenizer.sot_prev, *prompt[-(_MAX_TOKENS // 2 - 1):]] if prompt else []) + [
             *self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-        self._lock = threading.Lock()  # one decode at a time per loaded model
+        self._lock = threading.Semaphore(workers)  # decodes at once on this loaded model
 
     def transcribe_channels(
         self, channels: list[np.ndarray], regions: list[list[tuple[float, float]]] | None = None
@@ -73,18 +75,27 @@ class FasterWhisperEngine:
             segments.sort(key=lambda s: s.start)
         return results
 
+    def decode_clips(self, clips: list[np.ndarray], beam_size: int | None = None, tail: float = 0.3) -> list[str]:
+        """Text of each clip (16 kHz float32), all in one batch: live decoding's entry point. Live clips end
+        where speech ended, so a shorter silent tail than post-call decoding's does."""
+        batch = [_Utterance(0, 0.0, len(c) / SAMPLE_RATE,
+                            self._whisper.feature_extractor(np.pad(c, (0, int(tail * SAMPLE_RATE)))))
+                 for c in clips]
+        with self._lock:
+            return self._decode(batch, beam_size)
+
     def _prepare(self, channel: int, audio: np.ndarray, start: float, end: float) -> _Utterance:
         clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         padded = np.pad(clip, (0, int(_TAIL_S * SAMPLE_RATE)))
         return _Utterance(channel, start, end, self._whisper.feature_extractor(padded))
 
-    def _decode(self, batch: list[_Utterance]) -> list[str]:
+    def _decode(self, batch: list[_Utterance], beam_size: int | None = None) -> list[str]:
         frames = max(u.features.shape[1] for u in batch)
         stacked = np.stack([np.pad(u.features, ((0, 0), (0, frames - u.features.shape[1]))) for u in batch])
         encoded = self._whisper.model.encode(ctranslate2.StorageView.from_array(stacked.astype(np.float32)),
                                              to_cpu=False)
         results = self._whisper.model.generate(
-            encoded, [self._prefix] * len(batch), beam_size=self.options.beam_size,
+            encoded, [self._prefix] * len(batch), beam_size=beam_size or self.options.beam_size,
             max_length=_MAX_TOKENS - len(self._prefix), suppress_blank=True, suppress_tokens=[-1],
         )
         eot = self._tokenizer.eot

@@ -1,0 +1,95 @@
+"""A finished call becomes a recording (and then, through the job queue, a transcript and a case).
+
+``Filer`` is the telephony adapter's ``CallSink``: it is called on a worker thread, never on the SIP or
+WebSocket event loop. Filing is safe to repeat: the stereo file is content-addressed, so a call filed
+twice (a crash between filing and removing its folder) is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from app.calls import service as calls
+from app.calls.models import CallStatus
+from app.config import Settings
+from app.db import Database
+from app.jobs import JobQueue
+from app.recordings import service as recordings
+from app.recordings.models import CaseChannel
+from asr.audio import AudioError
+from telephony.recorder import CallManifest, mix
+
+log = logging.getLogger("hotline.calls")
+
+
+class Filer:
+    def __init__(self, settings: Settings, database: Database, queue: JobQueue) -> None:
+        self.settings = settings
+        self.database = database
+        self.queue = queue
+
+    def started(self, manifest: CallManifest) -> None:
+        with self.database.session() as db:
+            calls.started(db=db, manifest=manifest)
+
+    def finished(self, folder: Path, manifest: CallManifest) -> None:
+        """Mix the legs, put the file on record, queue its transcription, close the call's row, and remove
+        the folder. On failure the row says so and the folder stays for the next recovery."""
+        never_answered = manifest.answered_at is None and manifest.source in ("sip", "siprec")
+        if manifest.end_reason == "cancel" or never_answered:
+            self._close(manifest, CallStatus.cancelled, None)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        out = folder / "call.wav"
+        try:
+            duration = mix(folder, manifest, out)
+            if duration <= 0:
+                self._close(manifest, CallStatus.no_audio, None)
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            with out.open("rb") as f, recordings.staged(self.settings, f) as staged:
+                result = recordings.ingest(
+                    database=self.database, settings=self.settings, staged_file=staged,
+                    original_name=f"{manifest.source}-{manifest.caller or 'unknown'}-{manifest.call_id[:8]}.wav",
+                    layout="mono" if manifest.layout == "mono" else "caller-left",
+                    channel=CaseChannel(manifest.channel), actor=manifest.actor)
+        except (AudioError, recordings.UploadTooLarge, OSError) as e:
+            log.error("call %s could not be filed: %s (audio kept in %s)", manifest.call_id, e, folder)
+            self._close(manifest, CallStatus.failed, None, error=str(e))
+            return
+        if not result.duplicate:
+            self.queue.enqueue_transcription(result.recording.id)
+        self._close(manifest, CallStatus.ended, result.recording.id)
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("call %s from %s filed as recording #%s (%.1f s)", manifest.call_id, manifest.caller or "?",
+                 result.recording.id, duration)
+
+    def _close(self, manifest: CallManifest, status: CallStatus, recording_id: int | None,
+               error: str | None = None) -> None:
+        with self.database.session() as db:
+            calls.finished(db=db, manifest=manifest, status=status, recording_id=recording_id, error=error)
+
+
+def recover(filer: Filer, calls_dir: Path) -> int:
+    """File every call whose recording process died mid-call (after a crash or ``kill -9``): its legs are
+    on disk up to their last flush. Returns how many were filed."""
+    if not calls_dir.exists():
+        return 0
+    count = 0
+    for folder in sorted(p for p in calls_dir.iterdir() if (p / "call.json").exists()):
+        manifest = CallManifest.load(folder)
+        if manifest.owner and not recordings.owner_is_dead(manifest.owner):
+            continue
+        if manifest.ended_at is None:
+            legs = [p.stat().st_mtime for p in folder.glob("*.wav")]
+            manifest.ended_at = max(legs, default=manifest.started_at)
+            manifest.end_reason = "recovered"
+            if manifest.answered_at is None and legs:
+                manifest.answered_at = manifest.started_at
+        log.warning("recovering call %s (%s) cut off at %s", manifest.call_id, manifest.caller, manifest.end_reason)
+        filer.started(manifest)
+        filer.finished(folder, manifest)
+        count += 1
+    return count
