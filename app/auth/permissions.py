@@ -17,21 +17,28 @@ class Permission(StrEnum):
     audit_read = "audit:read"
     user_admin = "user:admin"
     phone_unmasked = "phone:unmasked"  # callers' full numbers; without it they are shown as mask_phone()
+    id_unmasked = "id:unmasked"  # full ID card numbers (身份证号) said in transcripts; else masked
+    case_update = "case:update"  # confirm or change a case's fields, move it along the workflow
+    case_escalate = "case:escalate"  # 督办: escalate a case, change its difficulty and deadlines
+    stats_read = "stats:read"  # statistics, warnings and reports for managers
+    taxonomy_admin = "taxonomy:admin"  # edit the categories and the domain lexicon
 
 
 _ALL = frozenset(Permission)
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
-         Permission.transcript_read, Permission.search, Permission.phone_unmasked}
+         Permission.transcript_read, Permission.search, Permission.phone_unmasked, Permission.case_update}
     ),
     Role.mediator: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
-         Permission.recording_download, Permission.transcript_read, Permission.search, Permission.phone_unmasked}
+         Permission.recording_download, Permission.transcript_read, Permission.search, Permission.phone_unmasked,
+         Permission.id_unmasked, Permission.case_update}
     ),
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
-         Permission.transcript_read, Permission.search, Permission.audit_read}
+         Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
+         Permission.case_escalate, Permission.stats_read}
     ),
     Role.admin: _ALL,
 }

@@ -37,9 +37,35 @@ class Case(Base):
     enterprise: Mapped[str | None] = mapped_column(sa.String(128), index=True)
     district: Mapped[str | None] = mapped_column(sa.String(16), index=True)
     summary: Mapped[str] = mapped_column(sa.Text, default="")
-    created_by: Mapped[str] = mapped_column(sa.String(64))
+    created_by: Mapped[str] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Dimensions the union analyses (suggested from the transcript, confirmed or changed by staff).
+    occupation: Mapped[str | None] = mapped_column(sa.String(32), index=True)  # 诉求人职业
+    gender: Mapped[str | None] = mapped_column(sa.String(4))  # 男 | 女
+    age_bracket: Mapped[str | None] = mapped_column(sa.String(16))  # 年龄段, e.g. 18-25, 26-35 …
+    enterprise_type: Mapped[str | None] = mapped_column(sa.String(8), index=True)  # 国有/集体/民营/外资/个体/机关事业…
+    arrears_type: Mapped[str | None] = mapped_column(sa.String(16))  # 欠薪类别: 工资/加班费/经济补偿/工程款…
+    workers: Mapped[int | None]  # number of workers involved
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # amount in dispute, whole yuan
+    caller_phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)  # full; masked on read per role
+    group_case: Mapped[bool] = mapped_column(default=False, index=True)  # 群体性: many workers involved
+    # {field: {value, confidence, start, end, speaker, segment, text}}: where each value was said
+    extracted: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    suggested: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # what the machine first proposed
+    confirmed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    confirmed_at: Mapped[datetime | None]
+    # Workflow and SLA clocks: 受理 → 转办 → 办理 → 回访 → 办结, 督办 beside them.
+    difficulty: Mapped[str] = mapped_column(sa.String(8), default="一般")  # 一般 | 疑难 | 特别复杂
+    unit: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # the unit it is handed to (转办)
+    assignee: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # username handling it
+    accepted_at: Mapped[datetime | None] = mapped_column(index=True)  # 受理: the SLA clocks start here
+    feedback_due_at: Mapped[datetime | None] = mapped_column(index=True)  # first feedback to the caller
+    first_feedback_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None] = mapped_column(index=True)  # completion deadline (by difficulty)
+    closed_at: Mapped[datetime | None]
+    escalated: Mapped[bool] = mapped_column(default=False, index=True)  # 督办
+    escalated_at: Mapped[datetime | None]
 
 
 class Counter(Base):
