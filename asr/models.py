@@ -7,6 +7,7 @@ the cache directory, then checked against its known sha256.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -43,13 +44,26 @@ def _package_data(name: str) -> Path:
     return Path(spec.origin).parent / "data"
 
 
+def _assembled(target: Path) -> bool:
+    model_bin, stamp = target / "model.bin", target / "model.bin.sha256"
+    return model_bin.exists() and stamp.exists() and stamp.read_text().strip() == BUNDLED_SHA256 and \
+        model_bin.stat().st_size == BUNDLED_SIZE
+
+
+def _replace_atomically(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+
+
 def bundled_model_dir(cache_dir: Path) -> Path:
-    """The assembled bundled model under ``cache_dir``; assembled (atomically) and verified on first use."""
+    """The assembled bundled model under ``cache_dir``; assembled and verified on first use.
+
+    Several processes start together (API, worker, live decoder) and may all find the model missing: an
+    exclusive lock makes one assemble it while the others wait, and every file appears by an atomic rename,
+    so a process loading the model never reads a half-written file."""
     target = cache_dir / BUNDLED_NAME
-    model_bin = target / "model.bin"
-    stamp = target / "model.bin.sha256"
-    if model_bin.exists() and stamp.exists() and stamp.read_text().strip() == BUNDLED_SHA256 and \
-            model_bin.stat().st_size == BUNDLED_SIZE:
+    if _assembled(target):
         return target
     part1, part2 = (_package_data(n) for n in _PART_PACKAGES)
     pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
@@ -57,6 +71,14 @@ def bundled_model_dir(cache_dir: Path) -> Path:
         if not p.exists():
             raise ModelError(f"Whisper weights file missing: {p}. {_HOWTO}")
     target.mkdir(parents=True, exist_ok=True)
+    with (target / ".assemble.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _assembled(target):  # another process may have done it while this one waited
+            _assemble(target, pieces, part1)
+    return target
+
+
+def _assemble(target: Path, pieces: list[Path], side_dir: Path) -> None:
     tmp = target / f"model.bin.{os.getpid()}.tmp"
     with tmp.open("wb") as out:
         for piece in pieces:
@@ -67,10 +89,9 @@ def bundled_model_dir(cache_dir: Path) -> Path:
         tmp.unlink()
         raise ModelError(f"Bundled Whisper weights are corrupt (sha256 {digest}). Reinstall them. {_HOWTO}")
     for name in _SIDE_FILES:
-        shutil.copyfile(part1 / name, target / name)
-    tmp.replace(model_bin)
-    stamp.write_text(BUNDLED_SHA256 + "\n")
-    return target
+        _replace_atomically(target / name, (side_dir / name).read_bytes())
+    tmp.replace(target / "model.bin")
+    _replace_atomically(target / "model.bin.sha256", (BUNDLED_SHA256 + "\n").encode())
 
 
 def resolve_model_dir(configured: Path | None, cache_dir: Path) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,20 @@ def test_configured_directory_must_hold_a_model(tmp_path: Path) -> None:
 
 def test_configured_directory_is_used_as_is(assembled: Path, tmp_path: Path) -> None:
     assert resolve_model_dir(assembled, tmp_path / "unused") == assembled
+
+
+def test_processes_starting_together_assemble_once_and_never_see_half_a_model(tmp_path: Path) -> None:
+    # hotline serve starts the API, the worker and the live decoder at once on an empty data dir
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        dirs = pool.map(_assemble_and_check, [tmp_path] * 3)
+    assert dirs == [str(tmp_path / "whisper-base")] * 3
+    assert sha256_file(tmp_path / "whisper-base" / "model.bin") == BUNDLED_SHA256
+    assert not list((tmp_path / "whisper-base").glob("*.tmp"))
+
+
+def _assemble_and_check(cache: Path) -> str:
+    target = bundled_model_dir(cache)
+    assert (target / "model.bin").stat().st_size == models.BUNDLED_SIZE
+    assert json.loads((target / "config.json").read_text())  # complete, not a file being copied
+    return str(target)
