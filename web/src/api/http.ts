@@ -1,0 +1,155 @@
+// One way to call the API: bearer token, JSON or form bodies, and every failure turned into an ApiError
+// with a message fit for staff (Chinese), never a stack trace or a raw English framework message.
+
+export type QueryValue = string | number | boolean | null | undefined
+export type Query = Record<string, QueryValue>
+
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+
+  constructor(status: number, code: string, message: string) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+
+  /** The route is not on this server yet (404 from the router, 405): the feature is not available. */
+  get unavailable(): boolean {
+    return this.code === 'not_available'
+  }
+}
+
+const GENERIC: Record<number, string> = {
+  400: '请求有误，请检查后重试',
+  401: '登录已过期，请重新登录',
+  403: '您没有权限执行此操作',
+  404: '请求的内容不存在',
+  409: '操作与当前状态冲突，请刷新后重试',
+  413: '文件过大，无法上传',
+  422: '提交的内容有误，请检查后重试',
+  429: '操作过于频繁，请稍后重试',
+}
+export const UNAVAILABLE = '该功能暂未开放：服务器尚未提供此接口'
+const HAN = /[\u4e00-\u9fff]/
+
+function detailOf(body: unknown): { code?: string; detail?: string } {
+  if (body && typeof body === 'object') {
+    const b = body as Record<string, unknown>
+    return {
+      code: typeof b.code === 'string' ? b.code : undefined,
+      detail: typeof b.detail === 'string' ? b.detail : undefined,
+    }
+  }
+  return {}
+}
+
+/** The ApiError for an HTTP error response (``body``: its parsed JSON, or null). */
+export function errorFromResponse(status: number, body: unknown): ApiError {
+  const { code, detail } = detailOf(body)
+  if ((status === 404 && !code) || status === 405 || status === 501) {
+    // the server's own 404s carry a code (not_found …); a bare one means the route itself is missing
+    return new ApiError(status, 'not_available', UNAVAILABLE)
+  }
+  if (status >= 500) {
+    const message = status === 500 ? '服务器内部错误，请稍后重试' : '服务暂时不可用，请稍后重试'
+    return new ApiError(status, code ?? 'server_error', detail && HAN.test(detail) ? detail : message)
+  }
+  const message = detail && HAN.test(detail) ? detail : GENERIC[status] ?? `请求失败（${status}）`
+  return new ApiError(status, code ?? `http_${status}`, message)
+}
+
+export function networkError(): ApiError {
+  return new ApiError(0, 'network', '无法连接服务器，请检查网络后重试')
+}
+
+/** A message for anything thrown: ApiErrors keep theirs, anything else gets a generic one. */
+export function messageOf(e: unknown): string {
+  if (e instanceof ApiError) return e.message
+  return '操作失败，请稍后重试'
+}
+
+type TokenSource = () => string | null
+let tokenSource: TokenSource = () => null
+let onUnauthorized: (e: ApiError) => void = () => {}
+
+export function configure(options: { token: TokenSource; unauthorized: (e: ApiError) => void }): void {
+  tokenSource = options.token
+  onUnauthorized = options.unauthorized
+}
+
+export function buildUrl(path: string, query?: Query): string {
+  const params = new URLSearchParams()
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v === null || v === undefined || v === '') continue
+    params.append(k, String(v))
+  }
+  const qs = params.toString()
+  return qs ? `${path}?${qs}` : path
+}
+
+export interface RequestOptions {
+  method?: string
+  query?: Query
+  json?: unknown
+  form?: Record<string, string>
+  /** false: a 401 is the caller's to handle (the login form), not a session expiry */
+  session?: boolean
+}
+
+async function send(path: string, options: RequestOptions): Promise<Response> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  const token = tokenSource()
+  if (token) headers.Authorization = `Bearer ${token}`
+  let body: BodyInit | undefined
+  if (options.json !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    body = JSON.stringify(options.json)
+  } else if (options.form) {
+    body = new URLSearchParams(options.form)
+  }
+  let response: Response
+  try {
+    response = await fetch(buildUrl(path, options.query), { method: options.method ?? 'GET', headers, body })
+  } catch {
+    throw networkError()
+  }
+  if (!response.ok) {
+    let parsed: unknown = null
+    try {
+      parsed = await response.json()
+    } catch {
+      parsed = null
+    }
+    const error = errorFromResponse(response.status, parsed)
+    if (response.status === 401 && options.session !== false && token) onUnauthorized(error)
+    throw error
+  }
+  return response
+}
+
+export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+  const response = await send(path, options)
+  if (response.status === 204) return undefined as T
+  try {
+    return (await response.json()) as T
+  } catch {
+    throw new ApiError(response.status, 'bad_response', '服务器返回的数据无法识别')
+  }
+}
+
+/** A file (recording audio or download) as a Blob, with the name the server gave it. */
+export async function requestBlob(path: string): Promise<{ blob: Blob; filename: string | null }> {
+  const response = await send(path, {})
+  const disposition = response.headers.get('Content-Disposition') ?? ''
+  const star = /filename\*=(?:UTF-8'')?([^;]+)/i.exec(disposition)
+  const plain = /filename="?([^";]+)"?/i.exec(disposition)
+  const filename = star ? decodeURIComponent(star[1]) : plain ? plain[1] : null
+  return { blob: await response.blob(), filename }
+}
+
+/** ws(s)://host/path?token=… for the live WebSockets, relative to the page's own origin. */
+export function wsUrl(path: string, query: Query, origin: string = window.location.origin): string {
+  return buildUrl(origin.replace(/^http/, 'ws') + path, query)
+}

@@ -1,0 +1,59 @@
+import { request, requestBlob, type Query } from './http'
+import type {
+  AuditEvent, Call, CaseDetail, CaseSummary, LexiconTerm, Page, SearchResults, Stats, TaxonomyCategory, User,
+} from './types'
+
+const V1 = '/api/v1'
+
+export const api = {
+  login: (username: string, password: string) =>
+    request<{ access_token: string; user?: User }>(`${V1}/auth/token`, {
+      method: 'POST', form: { username, password }, session: false,
+    }),
+  me: () => request<User>(`${V1}/auth/me`),
+
+  cases: (query: Query) => request<Page<CaseSummary>>(`${V1}/cases`, { query }),
+  caseDetail: (id: number) => request<CaseDetail>(`${V1}/cases/${id}`),
+  updateCase: (id: number, changes: Record<string, unknown>) =>
+    request<CaseDetail>(`${V1}/cases/${id}`, { method: 'PATCH', json: changes }),
+  transition: (id: number, body: { to: string; unit?: string; assignee?: string; note?: string }) =>
+    request<CaseDetail>(`${V1}/cases/${id}/transitions`, { method: 'POST', json: body }),
+  feedback: (id: number, note: string) =>
+    request<CaseDetail>(`${V1}/cases/${id}/feedback`, { method: 'POST', json: { note } }),
+  escalate: (id: number, note: string) =>
+    request<CaseDetail>(`${V1}/cases/${id}/escalate`, { method: 'POST', json: { note } }),
+  timeline: (id: number) => request<AuditEvent[]>(`${V1}/cases/${id}/timeline`),
+
+  search: (query: Query) => request<SearchResults>(`${V1}/search`, { query }),
+
+  calls: (query: Query = {}) => request<Call[]>(`${V1}/calls`, { query }),
+
+  audio: (recordingId: number) => requestBlob(`${V1}/recordings/${recordingId}/audio`),
+  download: (recordingId: number) => requestBlob(`${V1}/recordings/${recordingId}/download`),
+
+  stats: (query: Query) => request<Stats>(`${V1}/stats/cases`, { query }),
+
+  users: () => request<User[] | Page<User>>(`${V1}/users`),
+  createUser: (body: { username: string; password: string; role: string }) =>
+    request<User>(`${V1}/users`, { method: 'POST', json: body }),
+  updateUser: (id: number, body: { role?: string; active?: boolean; password?: string }) =>
+    request<User>(`${V1}/users/${id}`, { method: 'PATCH', json: body }),
+
+  taxonomy: () => request<TaxonomyCategory[] | { categories: TaxonomyCategory[] }>(`${V1}/taxonomy`),
+  saveTaxonomy: (categories: TaxonomyCategory[]) =>
+    request<unknown>(`${V1}/taxonomy`, { method: 'PUT', json: { categories } }),
+  lexicon: () => request<LexiconTerm[] | Page<LexiconTerm>>(`${V1}/lexicon`),
+  addTerm: (body: { term: string; kind: string }) =>
+    request<LexiconTerm>(`${V1}/lexicon`, { method: 'POST', json: body }),
+  deleteTerm: (id: number) => request<unknown>(`${V1}/lexicon/${id}`, { method: 'DELETE' }),
+
+  notifications: () => request<unknown>(`${V1}/notifications`),
+}
+
+/** Lists come as a bare array or as a page ({items}); either way, the items. */
+export function itemsOf<T>(data: T[] | { items?: T[]; categories?: T[] } | null | undefined): T[] {
+  if (Array.isArray(data)) return data
+  if (data && Array.isArray(data.items)) return data.items
+  if (data && Array.isArray(data.categories)) return data.categories
+  return []
+}
