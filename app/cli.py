@@ -36,6 +36,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
 asr_app = typer.Typer(help="Speech-recognition models.", no_args_is_help=True)
 app.add_typer(asr_app, name="asr")
+sla_app = typer.Typer(help="Case SLA clocks and reminders.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -329,17 +331,57 @@ def users_add(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    expect_head: Annotated[str | None, typer.Option(
+        help="SEQ:HASH printed by an earlier verify: the chain must still reach it (catches a cut-back tail)")] = None,
+    anchor_file: Annotated[Path | None, typer.Option(
+        help="Keep anchors here (outside the database): check against its last line, then append the new head")]
+        = None,
+) -> None:
     """Walk the audit hash chain; exit 1 naming the first event that was edited, removed, inserted or moved."""
+    from datetime import UTC, datetime
+
     from app.audit import service as audit
 
+    try:
+        anchors = [audit.Anchor.parse(expect_head)] if expect_head else []
+        if anchor_file and anchor_file.exists():
+            lines = [ln for ln in anchor_file.read_text().splitlines() if ln.strip()]
+            anchors += [audit.Anchor.parse(lines[-1].split()[0])] if lines else []
+    except audit.AnchorError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
     with _database(Settings()) as database, database.session() as db:
-        r = audit.verify(db=db)
-    if r.ok:
-        typer.echo(f"OK: {r.events} audit events, chain intact")
+        results = [audit.verify(db=db, expect=a) for a in anchors] or [audit.verify(db=db)]
+    bad = next((r for r in results if not r.ok), None)
+    if bad is None:
+        r = results[0]
+        typer.echo(f"OK: {r.events} audit events, chain intact; head {r.head}")
+        if anchor_file:
+            with anchor_file.open("a") as f:
+                f.write(f"{r.head} {datetime.now(UTC).isoformat(timespec='seconds')}\n")
         return
-    typer.echo(f"TAMPERED: event seq={r.first_bad_seq} (id={r.first_bad_id}): {r.reason}", err=True)
+    typer.echo(f"TAMPERED: event seq={bad.first_bad_seq} (id={bad.first_bad_id}): {bad.reason}; "
+               f"intact up to {bad.head}", err=True)
     raise typer.Exit(1)
+
+
+@sla_app.command("sweep")
+def sla_sweep() -> None:
+    """Make the SLA reminders that are due now (once per case and kind) and send them to
+    HOTLINE_SLA_WEBHOOK_URL if set. The worker does this every minute; safe to run any time."""
+    from app.notifications import service as notifications
+
+    _setup_logging()
+    settings = Settings()
+    with _database(settings) as database:
+        report = notifications.run_sweep(database=database, settings=settings)
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.sweep.created.items())) or "none due"
+    typer.echo(f"notifications: {report.sweep.total} ({kinds}); clocks started on {report.sweep.clocks_started} "
+               "case(s)")
+    if report.delivery is not None:
+        typer.echo(f"webhook: {report.delivery.delivered} delivered, {report.delivery.failed} failed "
+                   "(retried at the next sweep)")
 
 
 @asr_app.command("export-openai")
@@ -420,6 +462,40 @@ def bench_asr(
     from app.bench import asr as bench
 
     bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai)
+
+
+@bench_app.command("search")
+def bench_search(
+    cases: Annotated[int, typer.Option(help="Cases to generate")] = 100_000,
+    segments_per_case: Annotated[int, typer.Option(help="Transcript segments per case")] = 10,
+    backend: Annotated[str, typer.Option(help="sqlite, postgres or both")] = "sqlite",
+    postgres_url: Annotated[str, typer.Option(help="PostgreSQL server; a scratch schema is made and dropped")]
+    = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    rounds: Annotated[int, typer.Option(help="Times the query mix is run after one warm-up")] = 5,
+) -> None:
+    """Generate CASES hotline cases (SEGMENTS-PER-CASE segments each) in a scratch database, bulk loaded,
+    then time a mix of searches (common/rare words, two words, filters, pages) and print p50/p95/max."""
+    from app.bench import search as bench
+
+    if backend not in ("sqlite", "postgres", "both"):
+        err.print("[red]--backend must be sqlite, postgres or both[/]")
+        raise typer.Exit(2)
+    backends = ["sqlite", "postgres"] if backend == "both" else [backend]
+    bench.run(cases=cases, segments_per_case=segments_per_case, backends=backends, pg_url=postgres_url,
+              rounds=rounds)
+
+
+@bench_app.command("cases")
+def bench_cases(
+    corpus: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print per-call results as JSON")] = False,
+) -> None:
+    """Import each call into a fresh embedded instance (real transcription) and print the suggested category,
+    district, enterprise, amount and headcount against the truth, with totals."""
+    from app.bench import cases as bench
+
+    bench.run(corpus, as_json=as_json)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from telephony.options import BUNDLED_GREETING, PRIVATE_NETWORKS
@@ -64,6 +65,24 @@ class Settings(BaseSettings):
     job_retries: int = 3
     job_retry_delay_s: int = 10
     job_lease_s: int = 120  # plus the recording's duration: after that a claimed job counts as abandoned
+    group_case_workers: int = 10  # 群体性: a case involving at least this many workers is flagged
+
+    # Case SLA clocks (from 受理 = accepted_at) and reminders (`hotline sla sweep`, every minute in the worker)
+    sla_feedback_hours: int = 24  # first feedback to the caller is due this long after 受理
+    # completion deadline in calendar days per difficulty, JSON: HOTLINE_SLA_DAYS='{"一般":5,"疑难":15,"特别复杂":30}'
+    sla_days: dict[str, int] = {"一般": 5, "疑难": 15, "特别复杂": 30}
+    sla_due_soon_hours: int = 24  # `due_soon` (and a reminder) when the completion deadline is this close
+    sla_feedback_due_soon_hours: int = 4  # a reminder when first feedback is due within this many hours
+    sla_webhook_url: str | None = None  # each new notification POSTed here as JSON (e.g. an SMS gateway)
+    sla_webhook_timeout_s: float = 5.0
+
+    @field_validator("sla_days")
+    @classmethod
+    def _sla_days_for_each_difficulty(cls, v: dict[str, int]) -> dict[str, int]:
+        wanted = ("一般", "疑难", "特别复杂")
+        if sorted(v) != sorted(wanted) or any(days < 1 for days in v.values()):
+            raise ValueError(f"HOTLINE_SLA_DAYS needs a positive number of days for each of {', '.join(wanted)}")
+        return v
 
     @cached_property
     def sqlalchemy_url(self) -> str:

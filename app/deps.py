@@ -10,8 +10,9 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.auth import masking
 from app.auth import service as tokens
-from app.auth.permissions import Permission, allowed
+from app.auth.permissions import Masking, Permission, allowed
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
@@ -55,6 +56,8 @@ Queue = Annotated[JobQueue, Depends(get_queue)]
 def get_current_user(
     settings: AppSettings, database: CurrentDatabase, token: Annotated[str | None, Depends(oauth2)]
 ) -> User:
+    """The user the bearer token belongs to; 401 without a token, with a bad or expired one, or for an
+    account that no longer exists or was deactivated."""
     if not token:
         raise ApiError(401, "not_authenticated", "请先登录")
     try:
@@ -68,20 +71,56 @@ def get_current_user(
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+def audit_rejected_token(database: Database, *, token: str, path: str, method: str, client: str,
+                         reason: str) -> None:
+    """A presented token that was refused (forged, expired, or of a deactivated account) is on record as
+    ``auth.token_rejected``; a request with no token at all is only asked to log in (not audited: browsers
+    and health probes make those all day, and they reveal nothing)."""
+    with database.session() as db:  # its own transaction: the request's rolls back with the 401
+        audit.record(db=db, actor=f"anonymous:{client}"[:128], action="auth.token_rejected", subject_type="route",
+                     subject_id=path[:64], details={"method": method, "reason": reason,
+                                                    "claimed": tokens.unverified_subject(token)})
 
 
-def require(permission: Permission) -> Callable[..., User]:
-    """Dependency: the current user, if their role has ``permission``; otherwise 403, audited."""
+def current_user(
+    request: Request, settings: AppSettings, database: CurrentDatabase,
+    token: Annotated[str | None, Depends(oauth2)],
+) -> User:
+    try:
+        return get_current_user(settings, database, token)
+    except ApiError as e:
+        if token:
+            audit_rejected_token(database, token=token, path=request.url.path, method=request.method,
+                                 client=request.client.host if request.client else "unknown", reason=e.message)
+        raise
 
-    def check(request: Request, user: CurrentUser, database: CurrentDatabase) -> User:
-        if not allowed(user.role, permission):
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class Require:
+    """Dependency: the current user, if their role has ``permission``; otherwise 403, audited as
+    ``auth.denied``. It also tells the masking middleware what this user may not see (app/auth/masking.py).
+    The permission stays readable on the dependency, so tests can walk every route's permission."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, request: Request, user: CurrentUser, database: CurrentDatabase) -> User:
+        if not allowed(user.role, self.permission):
             # Separate transaction: the request's own one rolls back with the error.
             with database.session() as db:
                 audit.record(db=db, actor=f"user:{user.username}", action="auth.denied", subject_type="route",
                              subject_id=request.url.path[:64],
-                             details={"method": request.method, "permission": permission.value})
+                             details={"method": request.method, "permission": self.permission.value})
             raise ApiError(403, "forbidden", "没有权限执行此操作")
+        masking.set_for(request, Masking.for_role(user.role))
         return user
 
-    return check
+    def __repr__(self) -> str:
+        return f"require({self.permission.value})"
+
+
+def require(permission: Permission) -> Callable[..., User]:
+    """Dependency: the current user, if their role has ``permission``; otherwise 403, audited."""
+    return Require(permission)

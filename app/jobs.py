@@ -57,6 +57,13 @@ class JobQueue:
         def sweep_abandoned() -> int:
             return self.sweep()
 
+        @self.huey.periodic_task(crontab(minute="*"))
+        def sla_sweep() -> int:
+            """SLA reminders (app/notifications): made once, delivered to the webhook, retried next minute."""
+            from app.notifications import service as notifications
+
+            return notifications.run_sweep(database=self.database, settings=settings).sweep.total
+
         self._transcribe = transcribe_recording
 
     @property

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.audit import views as audit_views
 from app.auth import views as auth_views
+from app.auth.masking import MaskingMiddleware
 from app.calls import media_views
 from app.calls import views as call_views
 from app.cases import views as case_views
@@ -26,8 +27,12 @@ from app.jobs import JobQueue
 from app.live import ingest as live_ingest
 from app.live import views as live_views
 from app.live.hub import make_hub
+from app.notifications import views as notification_views
 from app.recordings import views as recording_views
 from app.search import views as search_views
+from app.stats import views as stats_views
+from app.taxonomy import views as taxonomy_views
+from app.users import views as user_views
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -84,8 +89,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
-                   audit_views):
+                   audit_views, notification_views, user_views, stats_views, taxonomy_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

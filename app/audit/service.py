@@ -77,13 +77,50 @@ class VerifyResult:
     first_bad_seq: int | None = None
     first_bad_id: int | None = None
     reason: str = ""
+    head_seq: int = 0  # the last event checked (0: none); compare with an anchor kept elsewhere
+    head_hash: str = GENESIS
+
+    @property
+    def head(self) -> str:
+        """``SEQ:HASH`` of the chain's last event: the anchor to keep outside the database."""
+        return f"{self.head_seq}:{self.head_hash}"
 
 
-def verify(*, db: Session) -> VerifyResult:
-    """Walk the chain in sequence order; report the first event that was edited, removed, inserted or moved."""
+class AnchorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head of the chain written down elsewhere (``SEQ:HASH``): the chain must still hold that event,
+    with that hash, or it was cut back (the tail truncated) or rewritten since."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        seq, sep, digest = text.strip().partition(":")
+        digest = digest.strip().lower()
+        hex_digest = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        if not sep or not seq.strip().isdigit() or not hex_digest:
+            raise AnchorError(f"anchor must be SEQ:HASH (a sequence number and a 64-hex SHA-256), not {text!r}")
+        return cls(int(seq), digest)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+def verify(*, db: Session, expect: Anchor | None = None) -> VerifyResult:
+    """Walk the chain in sequence order; report the first event that was edited, removed, inserted or moved.
+
+    A chain cut back at its end (the last events deleted) still links up; that is caught by ``expect``, a head
+    recorded earlier (``VerifyResult.head``, kept outside the database): the event at ``expect.seq`` must
+    still be there with ``expect.hash``."""
     prev = GENESIS
     expected_seq = 1
     count = 0
+    anchored = expect is None or expect.seq == 0
     rows = db.execute(sa.select(AuditEvent).order_by(AuditEvent.seq, AuditEvent.id)).scalars()
     for ev in rows:
         count += 1
@@ -99,11 +136,21 @@ def verify(*, db: Session) -> VerifyResult:
             )
             if recomputed != ev.hash:
                 bad = "content does not match its hash (the event was edited)"
+            elif expect is not None and ev.seq == expect.seq:
+                if ev.hash != expect.hash:
+                    bad = f"hash differs from the anchor {expect} (the chain was rewritten since)"
+                anchored = True
         if bad:
-            return VerifyResult(False, count, ev.seq, ev.id, bad)
+            return VerifyResult(False, count, ev.seq, ev.id, bad, head_seq=expected_seq - 1, head_hash=prev)
         prev = ev.hash
         expected_seq += 1
-    return VerifyResult(True, count)
+    head_seq = expected_seq - 1
+    if not anchored:
+        assert expect is not None
+        reason = (f"the chain ends at seq {head_seq}, before the anchor {expect.seq}: "
+                  f"events {head_seq + 1}..{expect.seq} (at least) were deleted from its end")
+        return VerifyResult(False, count, head_seq + 1, None, reason, head_seq=head_seq, head_hash=prev)
+    return VerifyResult(True, count, head_seq=head_seq, head_hash=prev)
 
 
 def for_subject(*, db: Session, subject_type: str, subject_id: str | int) -> list[AuditEvent]:
@@ -113,3 +160,32 @@ def for_subject(*, db: Session, subject_type: str, subject_id: str | int) -> lis
         .order_by(AuditEvent.seq)
     )
     return list(db.execute(stmt).scalars())
+
+
+def case_timeline(
+    *, db: Session, case_id: int, recording_id: int, transcript_id: int | None, limit: int, offset: int,
+    actor: str | None = None,
+) -> tuple[int, list[AuditEvent]]:
+    """What happened to a case, oldest first: its own events (created, read, changed, moved along, feedback),
+    those of its recording and transcript (received, transcribed, played, downloaded), of the call it came
+    from, and refused attempts on its routes (``/api/v1/cases/ID…``). Returns (total, one page). With
+    ``actor``, this read of the timeline is recorded too (``case.timeline_read``, after the page is taken)."""
+    from app.calls.models import Call  # a leaf module; imported here to keep the audit package's imports few
+
+    call_ids = [str(i) for i in db.execute(sa.select(Call.id).where(Call.recording_id == recording_id)).scalars()]
+    path = f"/api/v1/cases/{case_id}"
+    subject = sa.or_(
+        sa.and_(AuditEvent.subject_type == "case", AuditEvent.subject_id == str(case_id)),
+        sa.and_(AuditEvent.subject_type == "recording", AuditEvent.subject_id == str(recording_id)),
+        sa.and_(AuditEvent.subject_type == "transcript", AuditEvent.subject_id == str(transcript_id or "-")),
+        sa.and_(AuditEvent.subject_type == "call", AuditEvent.subject_id.in_(call_ids)),
+        sa.and_(AuditEvent.subject_type == "route",
+                sa.or_(AuditEvent.subject_id == path, AuditEvent.subject_id.startswith(path + "/", autoescape=True))),
+    )
+    total = db.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(subject)).scalar_one()
+    page = list(db.execute(sa.select(AuditEvent).where(subject).order_by(AuditEvent.seq).limit(limit)
+                           .offset(offset)).scalars())
+    if actor:
+        record(db=db, actor=actor, action="case.timeline_read", subject_type="case", subject_id=case_id,
+               details={"offset": offset, "returned": len(page)})
+    return total, page

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from app.users.models import Role
 
@@ -70,3 +73,121 @@ def mask_phone(number: str) -> str:
         else:
             out.append(c)
     return "".join(out)
+
+
+# --- masking: what roles without phone:unmasked / id:unmasked see ---------------------------------------------
+
+# Digits as they appear in transcripts and typed text: ASCII, full-width, and read out one by one (幺三八…).
+_DIGITS = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d) for d in range(10)},
+           "零": "0", "〇": "0", "洞": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
+           "五": "5", "六": "6", "七": "7", "拐": "7", "八": "8", "九": "9", "勾": "9"}
+_ID_CHECK = {"X": "X", "x": "X", "Ｘ": "X", "叉": "X"}  # the last character of an ID number may be X
+# Between the digits of one number people (and ASR) put spaces, dashes, commas; search highlighting puts <mark>.
+_SEP = r"(?:[ \t\u3000\-－—–,，、.·]|</?mark>){0,3}"
+_D = "[0-9]"
+_EDGE_BEFORE = r"(?<![0-9])"  # a number stuck to more digits is some other number
+_EDGE_AFTER = r"(?![0-9])"
+_ID = re.compile(rf"{_EDGE_BEFORE}(?P<id>[1-9](?:{_SEP}{_D}){{16}}{_SEP}[0-9X]){_EDGE_AFTER}")
+_PHONE = re.compile(
+    rf"{_EDGE_BEFORE}(?:(?:\+|00){_SEP}8{_SEP}6{_SEP})?(?P<mobile>1{_SEP}[3-9](?:{_SEP}{_D}){{9}}){_EDGE_AFTER}"
+    rf"|{_EDGE_BEFORE}(?P<landline>0{_SEP}[1-9](?:{_SEP}{_D}){{8,10}}){_EDGE_AFTER}"  # with area code: 0532-8888 6666
+)
+PHONE_KEYS = frozenset({"caller", "caller_phone", "phone", "phone_number", "callback_phone"})
+# Fields that hold digests and identifiers, never personal numbers: left as they are.
+OPAQUE_KEYS = frozenset({"hash", "prev_hash", "sha256", "call_uuid", "access_token", "head_hash", "expected_hash"})
+
+
+_PLAIN = str.maketrans({**_DIGITS, **_ID_CHECK})
+_DIGIT_LIKE = "[" + "".join(_DIGITS) + "]"
+_ONE_DIGIT = re.compile(_DIGIT_LIKE)
+
+
+def _plain(text: str) -> str:
+    """``text`` with every digit-like character as its ASCII digit (X for an ID check character) and every
+    other character kept, so positions line up one to one with ``text``."""
+    return text.translate(_PLAIN)
+
+
+def _star(text: str, plain: str, start: int, end: int, *, keep_head: int, keep_tail: int) -> list[str]:
+    """The characters of text[start:end] with the digits (in ``plain``) starred, except the first
+    ``keep_head`` and the last ``keep_tail`` of them; separators and markup stay."""
+    tagged = "<" in plain[start:end]
+    positions = [i for i in range(start, end)
+                 if plain[i] in "0123456789X" and not (tagged and _in_tag(plain, i))]
+    hidden = set(positions[keep_head:len(positions) - keep_tail])
+    return ["*" if i in hidden else text[i] for i in range(start, end)]
+
+
+def _in_tag(plain: str, i: int) -> bool:
+    return plain.rfind("<", 0, i + 1) > plain.rfind(">", 0, i + 1)
+
+
+def mask_id(number: str) -> str:
+    """An ID card number (身份证号) as users without ``id:unmasked`` see it: the first 3 and the last 4
+    characters kept (370***********123X), also when read out digit by digit (三七零…)."""
+    plain = _plain(number)
+    return "".join(_star(number, plain, 0, len(number), keep_head=3, keep_tail=4))
+
+
+@dataclass(frozen=True)
+class Masking:
+    """What one user must not see in full: phone numbers and/or ID card numbers."""
+
+    phones: bool
+    ids: bool
+
+    @classmethod
+    def for_role(cls, role: str) -> Masking:
+        return cls(phones=not allowed(role, Permission.phone_unmasked), ids=not allowed(role, Permission.id_unmasked))
+
+    @property
+    def active(self) -> bool:
+        return self.phones or self.ids
+
+    def text(self, text: str) -> str:
+        """``text`` with the numbers this user may not see masked (same length: offsets stay valid)."""
+        if not self.active or not text:
+            return text
+        if len(_ONE_DIGIT.findall(text)) < 10:  # a quick look: no phone or ID number has fewer digits
+            return text
+        plain = _plain(text)
+        out = list(text)
+        taken: list[tuple[int, int]] = []
+        for m in _ID.finditer(plain):  # found first, so an ID number is never taken for a phone number
+            taken.append(m.span())
+            if self.ids:
+                out[m.start():m.end()] = _star(text, plain, *m.span(), keep_head=3, keep_tail=4)
+        if self.phones:
+            for m in _PHONE.finditer(plain):
+                start, end = m.span("mobile") if m.group("mobile") else m.span("landline")
+                if not any(s < end and start < e for s, e in taken):  # +86 stays in front, as in mask_phone
+                    out[start:end] = _star(text, plain, start, end, keep_head=3, keep_tail=4)
+        return "".join(out)
+
+    def phone(self, number: str) -> str:
+        """A field that holds a phone number (``caller_phone``): masked whatever its format."""
+        return mask_phone(number) if self.phones else self.text(number)
+
+    def payload(self, value: Any, key: str = "") -> Any:
+        """A JSON-like value (dicts, lists, strings) with every string masked; fields named like a phone
+        number (PHONE_KEYS) masked as one with ``mask_phone``."""
+        if not self.active:
+            return value
+        if isinstance(value, str):
+            if key in OPAQUE_KEYS:
+                return value
+            return self.phone(value) if key in PHONE_KEYS else self.text(value)
+        if isinstance(value, dict):
+            return {k: self.payload(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.payload(v, key) for v in value]
+        return value
+
+
+UNMASKED = Masking(phones=False, ids=False)
+
+
+def mask_text(text: str, role: str) -> str:
+    """Free text (a transcript segment, a search hit, a summary) as ``role`` may see it: phone numbers
+    masked without ``phone:unmasked``, ID card numbers without ``id:unmasked``, digits written or read out."""
+    return Masking.for_role(role).text(text)

@@ -1,6 +1,7 @@
 """Who may open a WebSocket: the same login token as the REST API (``?token=`` or ``Authorization: Bearer``),
 the same permission matrix. Refusals are closed with 1008 before anything else is read or sent, and logged;
-a missing permission (and a wrong peer credential) is also audited as ``auth.denied``, like an HTTP 403."""
+a missing permission (and a wrong peer credential) is also audited as ``auth.denied``, like an HTTP 403, and a
+refused token (forged, expired, deactivated account) as ``auth.token_rejected``, like an HTTP 401."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app.audit import service as audit
 from app.auth.permissions import Permission, allowed
 from app.config import Settings
 from app.db import Database
-from app.deps import get_current_user
+from app.deps import audit_rejected_token, get_current_user
 from app.errors import ApiError
 from app.users.models import User
 
@@ -46,10 +47,15 @@ async def authenticate(websocket: WebSocket, *, settings: Settings, database: Da
                        permission: Permission) -> User | None:
     """The logged-in user (the REST API's own token check, on a worker thread) if their role has
     ``permission``; otherwise the (accepted) connection is refused with 1008 and None returned."""
+    token = presented_token(websocket)
     try:
-        user = await run_in_threadpool(get_current_user, settings, database, presented_token(websocket) or None)
+        user = await run_in_threadpool(get_current_user, settings, database, token or None)
     except ApiError as e:
         log.warning("%s from %s refused: %s", websocket.url.path, client_host(websocket), e.message)
+        if token:  # a refused token is audited, as on the REST API (app/deps.py)
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(audit_rejected_token, database, token=token, path=websocket.url.path,
+                                        method="WEBSOCKET", client=client_host(websocket), reason=e.message)
         await close(websocket, POLICY_VIOLATION, e.message)
         return None
     if not allowed(user.role, permission):

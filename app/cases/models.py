@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -77,6 +77,16 @@ class Counter(Base):
     value: Mapped[int]
 
 
+class SlaRead(BaseModel):
+    """The case's clocks: deadlines and where it stands against them (computed at read time)."""
+
+    feedback_due_at: datetime
+    feedback_overdue: bool  # first feedback given late, or not yet given and late
+    due_at: datetime
+    overdue: bool  # closed after the deadline, or still open past it
+    due_soon: bool  # open, not overdue, deadline within HOTLINE_SLA_DUE_SOON_HOURS
+
+
 class CaseBase(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -91,13 +101,76 @@ class CaseBase(BaseModel):
     district: str | None
     summary: str
     created_at: datetime
+    created_by: str
+    difficulty: str
+    unit: str | None
+    assignee: str | None
+    escalated: bool
+    group_case: bool
+    workers: int | None
+    amount: int | None
 
 
-class CaseRead(CaseBase):
+class CaseListItem(CaseBase):
+    sla: SlaRead
+
+
+class CaseRead(CaseListItem):
     category_evidence: list[dict[str, Any]]
     transcript: TranscriptRead | None
+    occupation: str | None
+    gender: str | None
+    age_bracket: str | None
+    enterprise_type: str | None
+    arrears_type: str | None
+    caller_phone: str | None  # masked for roles without phone:unmasked
+    extracted: dict[str, Any]
+    suggested: dict[str, Any]
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    accepted_at: datetime | None
+    first_feedback_at: datetime | None
+    closed_at: datetime | None
+    escalated_at: datetime | None
+    updated_at: datetime
+    next_statuses: list[str]  # where the workflow allows it to go from here
 
 
 class CasePagination(BaseModel):
     total: int
-    items: list[CaseBase]
+    items: list[CaseListItem]
+
+
+class CaseUpdate(BaseModel):
+    """Staff confirm or change the suggested fields; only the fields sent are changed (null clears one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = None
+    enterprise: str | None = None
+    district: str | None = None
+    occupation: str | None = None
+    gender: str | None = None
+    age_bracket: str | None = None
+    enterprise_type: str | None = None
+    arrears_type: str | None = None
+    workers: int | None = None
+    amount: int | None = None
+    summary: str | None = None
+    difficulty: str | None = None  # needs case:escalate; moves the completion deadline
+    confirm: bool = False  # the values as they now stand are confirmed by the caller of this request
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str
+    unit: str | None = None
+    assignee: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(max_length=2000)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.cases import extract
-from app.cases.categorize import categorize
+from app.cases import workflow
 from app.cases.models import Case, CaseStatus, Counter
-from app.db import utcnow
+from app.cases.suggest import FIELDS as SUGGESTED_FIELDS
+from app.cases.suggest import suggest
+from app.config import Settings
+from app.db import as_utc, utcnow
 from app.recordings.models import Recording
+from app.search import service as search
+from app.taxonomy import service as taxonomy
 from app.transcripts.models import Transcript
 from asr.types import Segment as AsrSegment
 
@@ -38,27 +47,36 @@ def _summary(segments: list[AsrSegment]) -> str:
     return "".join(said)[:200]
 
 
-def file_case(*, db: Session, recording: Recording, transcript: Transcript, actor: str) -> Case:
-    """Create the case for a freshly transcribed recording: number, status 受理, first categorization."""
+def file_case(*, db: Session, recording: Recording, transcript: Transcript, actor: str,
+              settings: Settings | None = None) -> Case:
+    """Create the case for a freshly transcribed recording: number, status 受理 with its clocks started, and
+    the machine's suggestions (category, enterprise, district and the other dimensions), each value kept in
+    ``extracted`` with the segment and second where it was said, and in ``suggested`` as first proposed."""
+    settings = settings or Settings()
     segments = [AsrSegment(s.start, s.end, s.speaker, s.text) for s in transcript.segments]
-    cat = categorize(segments)
-    ent = extract.enterprise(segments)
-    dist = extract.district(segments)
-    year = utcnow().year
+    found = suggest(segments, taxonomy=taxonomy.rules(db=db), known_enterprises=taxonomy.known_enterprises(db=db),
+                    lexicon=taxonomy.asr_terms(db=db), group_case_workers=settings.group_case_workers)
+    cat = found.category
+    now = utcnow()
+    year = now.year
     case = Case(
         case_no=f"{CASE_PREFIX}-{year}-{next_number(db=db, name=f'case:{year}'):06d}",
         status=CaseStatus.accepted.value, channel=recording.channel, recording_id=recording.id,
         transcript_id=transcript.id, category=cat.category, category_confidence=cat.confidence,
-        category_evidence=cat.evidence, enterprise=ent.value if ent else None,
-        district=dist.value if dist else None, summary=_summary(segments), created_by=actor,
+        category_evidence=cat.evidence, summary=_summary(segments), created_by=actor,
+        **{name: found.value(name) for name in SUGGESTED_FIELDS}, group_case=found.group_case,
+        extracted=found.extracted(), suggested=found.suggested(),
+        accepted_at=now,
     )
+    workflow.start_clocks(case, workflow.SlaPolicy.from_settings(settings))  # feedback in 24 h, due by difficulty
     db.add(case)
     db.flush()
     audit.record(db=db, actor=actor, action="case.created", subject_type="case", subject_id=case.id, details={
         "case_no": case.case_no, "status": case.status, "channel": case.channel, "recording_id": recording.id,
         "transcript_id": transcript.id, "category": cat.category, "confidence": cat.confidence,
-        "enterprise": case.enterprise, "enterprise_at": ent.start if ent else None,
-        "district": case.district, "district_at": dist.start if dist else None,
+        "suggested": {name: {"value": ev.value, "at": ev.start, "segment": ev.segment}
+                      for name, ev in found.fields.items()},
+        "group_case": found.group_case,
     })
     return case
 
@@ -67,13 +85,171 @@ def get(*, db: Session, case_id: int) -> Case | None:
     return db.get(Case, case_id)
 
 
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # dates people type (date_from/date_to) are local calendar days
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """GET /api/v1/cases filters; each one left None does not filter."""
+
+    status: str | None = None
+    category: str | None = None
+    district: str | None = None
+    enterprise: str | None = None  # substring of the enterprise name
+    created_by: str | None = None  # a username (matches user:NAME) or an actor as stored
+    assignee: str | None = None
+    date_from: date | None = None  # created on or after this day (Asia/Shanghai)
+    date_to: date | None = None  # created on or before this day (Asia/Shanghai)
+    overdue: bool | None = None  # past the completion deadline (open, or closed late)
+    group_case: bool | None = None
+    escalated: bool | None = None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), LOCAL_TZ).astimezone(as_utc(utcnow()).tzinfo)
+
+
+def _overdue(now: datetime) -> sa.ColumnElement[bool]:
+    """SQL twin of workflow.sla_state(...).overdue, on the stored due_at."""
+    return sa.and_(Case.due_at.is_not(None), sa.or_(
+        sa.and_(Case.closed_at.is_(None), Case.due_at < now),
+        sa.and_(Case.closed_at.is_not(None), Case.due_at < Case.closed_at)))
+
+
+def _where(f: CaseFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = []
+    for column, value in ((Case.status, f.status), (Case.category, f.category), (Case.district, f.district),
+                          (Case.assignee, f.assignee)):
+        if value:
+            conds.append(column == value)
+    if f.enterprise:
+        conds.append(Case.enterprise.contains(f.enterprise, autoescape=True))
+    if f.created_by:
+        conds.append(Case.created_by.in_([f.created_by, f"user:{f.created_by}"]))
+    if f.date_from:
+        conds.append(Case.created_at >= _day_start(f.date_from))
+    if f.date_to:
+        conds.append(Case.created_at < _day_start(f.date_to + timedelta(days=1)))
+    if f.overdue is not None:
+        conds.append(_overdue(now) if f.overdue else sa.not_(_overdue(now)))
+    if f.group_case is not None:
+        conds.append(Case.group_case.is_(f.group_case))
+    if f.escalated is not None:
+        conds.append(Case.escalated.is_(f.escalated))
+    return conds
+
+
 def list_cases(*, db: Session, limit: int, offset: int, status: str | None = None,
-               category: str | None = None) -> tuple[int, list[Case]]:
-    stmt = sa.select(Case)
-    if status:
-        stmt = stmt.where(Case.status == status)
-    if category:
-        stmt = stmt.where(Case.category == category)
+               category: str | None = None, filters: CaseFilter | None = None,
+               now: datetime | None = None) -> tuple[int, list[Case]]:
+    """Cases matching the filters, newest first, and how many match in all."""
+    f = filters or CaseFilter()
+    if status or category:
+        f = CaseFilter(**{**f.__dict__, "status": status or f.status, "category": category or f.category})
+    stmt = sa.select(Case).where(*_where(f, now or utcnow()))
     total = db.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
     rows = db.execute(stmt.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset)).scalars()
     return total, list(rows)
+
+
+# --- staff edits -------------------------------------------------------------------------------------------
+
+GENDERS = ("男", "女")
+ENTERPRISE_TYPES = ("国有", "集体", "民营", "外资", "个体", "机关事业", "其他")
+# Free-text fields staff may change, with the column's length and the name people know them by.
+_TEXT_FIELDS: dict[str, tuple[int, str]] = {
+    "enterprise": (128, "企业名称"), "district": (16, "区（市）"), "occupation": (32, "职业"),
+    "age_bracket": (16, "年龄段"), "arrears_type": (16, "欠薪类别"), "summary": (5000, "诉求摘要"),
+}
+EDITABLE = frozenset({*_TEXT_FIELDS, "category", "gender", "enterprise_type", "workers", "amount", "difficulty"})
+
+
+def _one_of(value: Any, options: list[str] | tuple[str, ...], what: str) -> str | None:
+    value = value.strip() if isinstance(value, str) else value
+    if value in (None, ""):
+        return None
+    if value not in options:
+        raise workflow.InvalidCaseInput(f"{what}只能是：{'、'.join(options)}（收到「{value}」）")
+    return str(value)
+
+
+def _count(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise workflow.InvalidCaseInput(f"{what}须为整数")
+    if value < 0:
+        raise workflow.InvalidCaseInput(f"{what}不能为负数")
+    return value
+
+
+def _validated(db: Session, name: str, value: Any) -> Any:
+    if name == "category":
+        category = _one_of(value, taxonomy.category_names(db=db), "类别")
+        if category is None:
+            raise workflow.InvalidCaseInput("类别不能为空")
+        return category
+    if name == "gender":
+        return _one_of(value, GENDERS, "性别")
+    if name == "enterprise_type":
+        return _one_of(value, ENTERPRISE_TYPES, "企业类型")
+    if name == "difficulty":
+        difficulty = _one_of(value, [d.value for d in workflow.Difficulty], "难度")
+        return difficulty or workflow.Difficulty.ordinary.value
+    if name == "workers":
+        return _count(value, "涉及人数")
+    if name == "amount":
+        return _count(value, "涉及金额")
+    limit, what = _TEXT_FIELDS[name]
+    if value is not None and not isinstance(value, str):
+        raise workflow.InvalidCaseInput(f"{what}须为文字")
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise workflow.InvalidCaseInput(f"{what}不能超过{limit}个字")
+    return text if name == "summary" else (text or None)
+
+
+def _set(db: Session, case: Case, actor: str, name: str, after: Any) -> bool:
+    before = getattr(case, name)
+    if before == after:
+        return False
+    setattr(case, name, after)
+    audit.record(db=db, actor=actor, action="case.updated", subject_type="case", subject_id=case.id,
+                 details={"field": name, "before": before, "after": after})
+    return True
+
+
+def change(*, db: Session, case: Case, actor: str, settings: Settings | None = None, **fields: Any) -> list[str]:
+    """Apply staff changes to a case's fields, each audited as ``case.updated`` {field, before, after}.
+
+    All values are checked before any is applied (InvalidCaseInput: nothing changed). Changing workers
+    re-evaluates the group-case flag; changing difficulty moves the completion deadline. The case is indexed
+    again for search after any change. Returns the fields that changed (derived ones included)."""
+    unknown = sorted(set(fields) - EDITABLE)
+    if unknown:
+        raise workflow.InvalidCaseInput(f"不能修改这些字段：{'、'.join(unknown)}")
+    settings = settings or Settings()
+    values = {name: _validated(db, name, value) for name, value in fields.items()}
+    changed = [name for name, value in values.items() if _set(db, case, actor, name, value)]
+    if "workers" in changed:
+        threshold = int(getattr(settings, "group_case_workers", 10))
+        if _set(db, case, actor, "group_case", case.workers is not None and case.workers >= threshold):
+            changed.append("group_case")
+    if "difficulty" in changed:
+        policy = workflow.SlaPolicy.from_settings(settings)
+        accepted = workflow.clocks(case, policy).accepted_at
+        if _set(db, case, actor, "due_at", accepted + policy.completion_time(case.difficulty)):
+            changed.append("due_at")
+    if changed:
+        case.updated_at = utcnow()
+        db.flush()
+    if changed:  # the fields entry follows (the transcript's entries stay as they are)
+        search.index_case(db=db, case=case)
+    return changed
+
+
+def confirm(*, db: Session, case: Case, actor: str, username: str) -> None:
+    """Staff confirm the case's values as they now stand (the machine's suggestions, or their changes)."""
+    case.confirmed_by, case.confirmed_at = username, utcnow()
+    audit.record(db=db, actor=actor, action="case.confirmed", subject_type="case", subject_id=case.id, details={
+        "confirmed_by": username, **{name: getattr(case, name) for name in sorted(EDITABLE - {"summary"})}})

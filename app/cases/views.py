@@ -1,61 +1,190 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.audit import service as audit
 from app.audit.models import AuditEventRead
-from app.auth.permissions import Permission
-from app.cases import service
-from app.cases.models import Case, CaseBase, CasePagination, CaseRead
-from app.deps import DbSession, require
+from app.auth.permissions import Permission, allowed
+from app.cases import service, workflow
+from app.cases.models import (
+    Case,
+    CaseBase,
+    CaseListItem,
+    CasePagination,
+    CaseRead,
+    CaseStatus,
+    CaseUpdate,
+    NoteIn,
+    TransitionIn,
+)
+from app.deps import AppSettings, CurrentDatabase, DbSession, require
 from app.errors import ApiError
+from app.notifications import service as notifications
+from app.notifications.models import NotificationKind
 from app.transcripts import service as transcripts
 from app.transcripts.models import TranscriptRead
 from app.users.models import User
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 Reader = Annotated[User, Depends(require(Permission.case_read))]
+Editor = Annotated[User, Depends(require(Permission.case_update))]
+Escalator = Annotated[User, Depends(require(Permission.case_escalate))]
 
 
-def _case(db: DbSession, case_id: int) -> Case:
-    case = service.get(db=db, case_id=case_id)
+def _case(db: DbSession, case_id: int, *, for_update: bool = False) -> Case:
+    case = db.get(Case, case_id, with_for_update=for_update) if for_update else service.get(db=db, case_id=case_id)
     if case is None:
         raise ApiError(404, "not_found", "工单不存在")
     return case
 
 
-@router.get("")
-def list_cases(
-    db: DbSession,
-    _user: Reader,
-    status: str | None = None,
-    category: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> CasePagination:
-    total, rows = service.list_cases(db=db, limit=limit, offset=offset, status=status, category=category)
-    return CasePagination(total=total, items=[CaseBase.model_validate(c) for c in rows])
+def _policy(settings: AppSettings) -> workflow.SlaPolicy:
+    return workflow.SlaPolicy.from_settings(settings)
 
 
-@router.get("/{case_id}")
-def read_case(case_id: int, db: DbSession, user: Reader) -> CaseRead:
-    """The case with its transcript segments (the read of case and transcript is audited)."""
-    case = _case(db, case_id)
+def _item(case: Case, policy: workflow.SlaPolicy) -> CaseListItem:
+    return CaseListItem.model_validate({**CaseBase.model_validate(case).model_dump(),
+                                        "sla": workflow.sla_state(case, policy)})
+
+
+def _read(db: DbSession, case: Case, policy: workflow.SlaPolicy) -> CaseRead:
+    """The whole case with its transcript, clocks and where the workflow lets it go next."""
     transcript = transcripts.for_recording(db=db, recording_id=case.recording_id)
-    audit.record(db=db, actor=f"user:{user.username}", action="case.read", subject_type="case", subject_id=case.id,
-                 details={"transcript_id": transcript.id if transcript else None})
+    fields = {name: getattr(case, name) for name in CaseRead.model_fields
+              if name not in CaseListItem.model_fields and hasattr(Case, name)}
     return CaseRead.model_validate({
-        **CaseBase.model_validate(case).model_dump(), "category_evidence": case.category_evidence,
+        **_item(case, policy).model_dump(), **fields,
         "transcript": TranscriptRead.model_validate(transcript) if transcript else None,
+        "next_statuses": [s.value for s in CaseStatus if s in workflow.TRANSITIONS[CaseStatus(case.status)]],
     })
 
 
-@router.get("/{case_id}/timeline")
-def timeline(case_id: int, db: DbSession, _user: Reader) -> list[AuditEventRead]:
-    """What happened to the case and its recording, oldest first."""
+def _actor(user: User) -> str:
+    return f"user:{user.username}"
+
+
+@router.get("")
+def list_cases(
+    db: DbSession,
+    user: Reader,
+    settings: AppSettings,
+    status: str | None = None,
+    category: str | None = None,
+    district: str | None = None,
+    enterprise: Annotated[str | None, Query(description="企业名称的一部分")] = None,
+    created_by: Annotated[str | None, Query(description="建单人用户名")] = None,
+    assignee: str | None = None,
+    date_from: Annotated[date | None, Query(description="建单日期起（含，北京时间）YYYY-MM-DD")] = None,
+    date_to: Annotated[date | None, Query(description="建单日期止（含，北京时间）YYYY-MM-DD")] = None,
+    overdue: Annotated[bool | None, Query(description="超期：过了办结时限仍未办结，或逾期办结")] = None,
+    group_case: bool | None = None,
+    escalated: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CasePagination:
+    """Cases, newest first, filtered by any of the parameters given."""
+    if status and status not in {s.value for s in CaseStatus}:
+        raise ApiError(422, "invalid", f"没有「{status}」这个状态（可选：{'、'.join(CaseStatus)}）")
+    if date_from and date_to and date_from > date_to:
+        raise ApiError(422, "invalid", "起始日期不能晚于截止日期")
+    filters = service.CaseFilter(
+        status=status, category=category, district=district, enterprise=enterprise, created_by=created_by,
+        assignee=assignee, date_from=date_from, date_to=date_to, overdue=overdue, group_case=group_case,
+        escalated=escalated)
+    total, rows = service.list_cases(db=db, limit=limit, offset=offset, filters=filters)
+    audit.record(db=db, actor=_actor(user), action="case.listed", subject_type="case", subject_id="-",
+                 details={"filters": {k: v for k, v in vars(filters).items() if v is not None}, "total": total,
+                          "ids": [c.id for c in rows]})
+    policy = _policy(settings)
+    return CasePagination(total=total, items=[_item(c, policy) for c in rows])
+
+
+@router.get("/{case_id}")
+def read_case(case_id: int, db: DbSession, user: Reader, settings: AppSettings) -> CaseRead:
+    """The case with its transcript segments (the read of case and transcript is audited)."""
     case = _case(db, case_id)
-    events = audit.for_subject(db=db, subject_type="recording", subject_id=case.recording_id)
-    events += audit.for_subject(db=db, subject_type="case", subject_id=case.id)
-    return [AuditEventRead.model_validate(e) for e in sorted(events, key=lambda e: e.seq)]
+    read = _read(db, case, _policy(settings))
+    audit.record(db=db, actor=_actor(user), action="case.read", subject_type="case", subject_id=case.id,
+                 details={"transcript_id": read.transcript.id if read.transcript else None})
+    return read
+
+
+@router.patch("/{case_id}")
+def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession, database: CurrentDatabase,
+                user: Editor, settings: AppSettings) -> CaseRead:
+    """Confirm or change the suggested fields; each change is audited (case.updated {field, before, after}).
+    Changing the difficulty moves the completion deadline and needs case:escalate."""
+    fields = {name: getattr(body, name) for name in body.model_fields_set - {"confirm"}}
+    if not fields and not body.confirm:
+        raise ApiError(422, "invalid", "没有要修改的字段")
+    if "difficulty" in fields and not allowed(user.role, Permission.case_escalate):
+        require(Permission.case_escalate)(request, user, database)  # 403, audited as auth.denied
+    case = _case(db, case_id, for_update=True)
+    try:
+        service.change(db=db, case=case, actor=_actor(user), settings=settings, **fields)
+    except workflow.InvalidCaseInput as e:
+        raise ApiError(422, "invalid", str(e)) from e
+    if body.confirm:
+        service.confirm(db=db, case=case, actor=_actor(user), username=user.username)
+    return _read(db, case, _policy(settings))
+
+
+@router.post("/{case_id}/transitions")
+def move_case(case_id: int, body: TransitionIn, db: DbSession, user: Editor, settings: AppSettings) -> CaseRead:
+    """Move the case along the workflow (受理 → 转办 → 办理 → 回访 → 办结, and back where allowed)."""
+    case = _case(db, case_id, for_update=True)
+    before = case.assignee
+    try:
+        workflow.transition(db=db, case=case, actor=_actor(user), to=body.to, unit=body.unit,
+                            assignee=body.assignee, note=body.note, policy=_policy(settings))
+    except workflow.InvalidTransition as e:
+        raise ApiError(409, "invalid_transition", str(e)) from e
+    except workflow.InvalidCaseInput as e:
+        raise ApiError(422, "invalid", str(e)) from e
+    if case.assignee and case.assignee != before:
+        notifications.notify(db=db, case=case, kind=NotificationKind.assigned)
+    return _read(db, case, _policy(settings))
+
+
+@router.post("/{case_id}/feedback")
+def give_feedback(case_id: int, body: NoteIn, db: DbSession, user: Editor, settings: AppSettings) -> CaseRead:
+    """Record feedback given to the caller; the first one stops the 24-hour first-feedback clock."""
+    case = _case(db, case_id, for_update=True)
+    try:
+        workflow.feedback(db=db, case=case, actor=_actor(user), note=body.note)
+    except workflow.InvalidTransition as e:
+        raise ApiError(409, "invalid_transition", str(e)) from e
+    except workflow.InvalidCaseInput as e:
+        raise ApiError(422, "invalid", str(e)) from e
+    return _read(db, case, _policy(settings))
+
+
+@router.post("/{case_id}/escalate")
+def escalate_case(case_id: int, body: NoteIn, db: DbSession, user: Escalator, settings: AppSettings) -> CaseRead:
+    """督办: flag the case for priority handling; the person responsible and the managers are notified."""
+    case = _case(db, case_id, for_update=True)
+    try:
+        workflow.escalate(db=db, case=case, actor=_actor(user), note=body.note)
+    except workflow.InvalidTransition as e:
+        raise ApiError(409, "invalid_transition", str(e)) from e
+    except workflow.InvalidCaseInput as e:
+        raise ApiError(422, "invalid", str(e)) from e
+    notifications.notify(db=db, case=case, kind=NotificationKind.escalated)
+    return _read(db, case, _policy(settings))
+
+
+@router.get("/{case_id}/timeline")
+def timeline(
+    case_id: int, db: DbSession, user: Reader, response: Response,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200, offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AuditEventRead]:
+    """What happened to the case, its recording, transcript and call, oldest first; X-Total-Count: how many."""
+    case = _case(db, case_id)
+    total, events = audit.case_timeline(db=db, case_id=case.id, recording_id=case.recording_id,
+                                        transcript_id=case.transcript_id, limit=limit, offset=offset,
+                                        actor=f"user:{user.username}")
+    response.headers["X-Total-Count"] = str(total)
+    return [AuditEventRead.model_validate(e) for e in events]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.permissions import Permission, allowed, mask_phone
+from app.auth.permissions import UNMASKED, Masking, Permission, allowed, mask_phone
 from app.calls.models import Call
 from app.cases.models import Case
 from app.db import Database
@@ -112,18 +112,20 @@ class Viewer:
     username: str
     unmasked: bool  # may see callers' full numbers
     sees_cases: bool  # may see cases (the screen pop)
+    masking: Masking = UNMASKED  # phone and ID numbers this user may not see, in any event's text
 
     @classmethod
     def of(cls, user: User) -> Viewer:
         return cls(user.username, allowed(user.role, Permission.phone_unmasked),
-                   allowed(user.role, Permission.case_read))
+                   allowed(user.role, Permission.case_read), Masking.for_role(user.role))
 
     async def present(self, event: Event, pops: ScreenPops) -> Event:
         """The event as this user receives it: call_started with ``previous_cases`` (looked up by the full
         number; empty for roles that may not read cases) and the caller masked unless the user may see it."""
         if event["type"] != "call_started":
-            return event
+            return self.masking.payload(event)
         caller = event.get("caller", "")
         cases = await pops.lookup(caller) if self.sees_cases else []
-        return {**event, "caller": caller if self.unmasked else mask_phone(caller),
-                "previous_cases": [c.model_dump(mode="json") for c in cases]}
+        return self.masking.payload({
+            **event, "caller": caller if self.unmasked else mask_phone(caller),
+            "previous_cases": [c.model_dump(mode="json") for c in cases]})

@@ -64,8 +64,11 @@ def _recording(db: DbSession, recording_id: int) -> Recording:
 
 
 @router.get("/{recording_id}")
-def read(recording_id: int, db: DbSession, _user: Reader) -> RecordingRead:
-    return RecordingRead.model_validate(_recording(db, recording_id))
+def read(recording_id: int, db: DbSession, user: Reader) -> RecordingRead:
+    rec = _recording(db, recording_id)
+    audit.record(db=db, actor=f"user:{user.username}", action="recording.read", subject_type="recording",
+                 subject_id=rec.id)
+    return RecordingRead.model_validate(rec)
 
 
 def _audio_response(

@@ -1,41 +1,127 @@
-"""Index a case's words and find cases by words said in the call (SQLite FTS5 / PostgreSQL tsvector)."""
+"""Index a case's words and find cases by what was said and by their fields (SQLite FTS5 / PostgreSQL tsvector).
+
+Which cases match, their rank and the exact total come from one full-text document per case
+(``search_docs``); the segment shown for each case on the page is then picked, and highlighted, from that
+case's entries (``search_entries``) in Python, the same way on both databases.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.cases.models import Case
-from app.search.models import SearchEntry, SearchHit, SearchResults
-from app.search.tokenize import QueryTerm, index_tokens, query_terms
+from app.search.models import SearchDoc, SearchEntry, SearchFilters, SearchHit, SearchResults
+from app.search.tokenize import QueryTerm, index_tokens, query_terms, token_spans
 from app.transcripts.models import Segment
 
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # the calendar days date filters mean
+# Case fields in the index, with the label shown in a hit on them. Only the values are tokenized.
+INDEXED_FIELDS = (
+    ("case_no", "工单"), ("category", "类别"), ("enterprise", "企业"), ("enterprise_type", "企业类型"),
+    ("district", "区市"), ("occupation", "职业"), ("arrears_type", "欠薪类别"), ("unit", "承办单位"),
+    ("summary", "摘要"),
+)
+# Relevance: a word in the case's fields counts twice a word said in the call.
+BM25_WEIGHTS = (2.0, 1.0)  # FTS5 columns (fields, said)
+TS_RANK_WEIGHTS = "{0.5,0.5,0.5,1.0}"  # tsvector weights D, C, B, A: said is D, fields are A
+# Ranking every match costs time in proportion to the matches (bm25 / ts_rank read each one); a word said
+# in more cases than this (工资, 公司) says little about relevance anyway, so such results come newest
+# filed first (case id, straight from the index), and ``ranked`` is false. The total stays exact.
+RANK_LIMIT = 10_000
+_TS_MAX_POS = 16383  # PostgreSQL's largest word position
+_TS_MAX_POSITIONS = 256  # and most positions kept per word
 
-def index_case(*, db: Session, case: Case, segments: Iterable[Segment]) -> None:
-    """(Re)build a case's entries: one per transcript segment, one for the case's own fields."""
-    db.execute(sa.delete(SearchEntry).where(SearchEntry.case_id == case.id))
-    fields = " ".join(v for v in (case.case_no, case.category, case.enterprise, case.district) if v)
-    entries = [SearchEntry(case_id=case.id, segment_id=None, start=None, text=fields)]
-    entries += [SearchEntry(case_id=case.id, segment_id=s.id, start=s.start, text=s.text) for s in segments]
-    for entry in entries:
-        entry.tokens = " ".join(index_tokens(entry.text))
-    db.add_all(entries)
-    db.flush()
+
+@dataclass(frozen=True)
+class IndexedText:
+    text: str
+    tokens: list[str]
 
 
-def _fts5_phrase(token: str) -> str:
-    return '"' + token.replace('"', '""') + '"'
+def fields_entry(case: Case) -> IndexedText:
+    """The case's own fields as one labelled text (企业：…；区市：…); only the values are tokenized."""
+    values = [(label, str(v)) for name, label in INDEXED_FIELDS if (v := getattr(case, name, None))]
+    return IndexedText(text="；".join(f"{label}：{value}" for label, value in values),
+                       tokens=[t for _, value in values for t in index_tokens(value)])
 
 
 def _ts_lexeme(token: str) -> str:
     return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def tsvector_literal(fields: Sequence[str], said: Sequence[str]) -> str:
+    """A tsvector in PostgreSQL's input syntax, word positions kept (for ts_rank) and fields weighted A.
+
+    Built here rather than by to_tsvector so that PostgreSQL's text parser, which does not know Chinese,
+    never splits the jieba tokens."""
+    positions: dict[str, list[str]] = {}
+    for pos, token in enumerate(fields, 1):
+        positions.setdefault(token, []).append(f"{min(pos, _TS_MAX_POS)}A")
+    for pos, token in enumerate(said, len(fields) + 1):
+        positions.setdefault(token, []).append(str(min(pos, _TS_MAX_POS)))
+    return " ".join(f"{_ts_lexeme(t)}:{','.join(dict.fromkeys(p[:_TS_MAX_POSITIONS]))}"
+                    for t, p in positions.items())
+
+
+def doc_insert(dialect: str) -> sa.TextClause:
+    """INSERT of one case document; params from :func:`doc_params` (executemany-able for bulk loads)."""
+    if dialect == "postgresql":
+        return sa.text("INSERT INTO search_docs (case_id, fields, said, tsv)"
+                       " VALUES (:case_id, :fields, :said, CAST(:tsv AS tsvector))")
+    return sa.text("INSERT INTO search_docs (case_id, fields, said) VALUES (:case_id, :fields, :said)")
+
+
+def doc_params(*, dialect: str, case_id: int, fields: Sequence[str], said: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {"case_id": case_id, "fields": " ".join(fields), "said": " ".join(said)}
+    if dialect == "postgresql":
+        params["tsv"] = tsvector_literal(fields, said)
+    return params
+
+
+def index_case(*, db: Session, case: Case, segments: Iterable[Segment] | None = None) -> None:
+    """(Re)index a case: its fields entry always, its transcript segments when given (else those already
+    indexed stay), then its whole document. Call it again whenever the case's fields change."""
+    fields = fields_entry(case)
+    stale = sa.delete(SearchEntry).where(SearchEntry.case_id == case.id)
+    if segments is None:
+        stale = stale.where(SearchEntry.segment_id.is_(None))
+    db.execute(stale)
+    entries = [SearchEntry(case_id=case.id, segment_id=None, start=None, text=fields.text,
+                           tokens=" ".join(fields.tokens))]
+    entries += [SearchEntry(case_id=case.id, segment_id=s.id, start=s.start, text=s.text,
+                            tokens=" ".join(index_tokens(s.text))) for s in segments or ()]
+    db.add_all(entries)
+    db.flush()
+    said_rows = db.execute(
+        sa.select(SearchEntry.tokens)
+        .where(SearchEntry.case_id == case.id, SearchEntry.segment_id.is_not(None))
+        .order_by(SearchEntry.start, SearchEntry.id)
+    ).scalars()
+    said = [t for row in said_rows for t in row.split()]
+    dialect = db.get_bind().dialect.name
+    db.execute(sa.delete(SearchDoc).where(SearchDoc.case_id == case.id))
+    db.execute(doc_insert(dialect), doc_params(dialect=dialect, case_id=case.id, fields=fields.tokens, said=said))
+
+
+# ---- querying ---------------------------------------------------------------------------------------
+
+
+def _fts5_phrase(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
 def _fts5(term: QueryTerm) -> str:
-    """FTS5 query for one term: the word, or all its parts."""
+    """FTS5 query for one term: the word, or all its parts. Every token is a quoted phrase, so nothing
+    a user types (quotes, *, AND/OR/NEAR, parentheses) is FTS5 syntax."""
     word, parts = _fts5_phrase(term.word), [_fts5_phrase(p) for p in term.parts]
     return word if not parts else f"({word} OR ({' AND '.join(parts)}))"
 
@@ -46,53 +132,147 @@ def _tsquery(term: QueryTerm) -> str:
     return word if not parts else f"({word} | ({' & '.join(parts)}))"
 
 
-def _entries_matching(dialect: str, param: str) -> str:
-    """SQL selecting the ids of entries whose tokens match the query bound to ``param``."""
+@dataclass(frozen=True)
+class _Match:
+    """The full-text side of a search: the index to join, its case id, the match condition and the score
+    (lower ranks higher). The score is evaluated only for rows that pass the filters too."""
+
+    source: sa.FromClause
+    case_id: sa.ColumnElement[int]
+    condition: sa.ColumnElement[bool]
+    score: sa.ColumnElement[float]
+
+
+def _matching(dialect: str, terms: list[QueryTerm]) -> _Match:
+    """Cases whose document holds every term."""
     if dialect == "sqlite":
-        return f"SELECT rowid FROM search_fts WHERE search_fts MATCH :{param}"
-    return (f"SELECT id FROM search_entries WHERE array_to_tsvector(string_to_array(tokens, ' '))"
-            f" @@ CAST(:{param} AS tsquery)")
+        fts = sa.table("search_docs_fts", sa.column("rowid", sa.Integer))
+        whole: sa.ColumnElement[str] = sa.literal_column("search_docs_fts")
+        expr = " AND ".join(_fts5(t) for t in terms)
+        return _Match(fts, fts.c.rowid, whole.op("MATCH", is_comparison=True)(sa.bindparam("match", expr)),
+                      sa.func.bm25(whole, *BM25_WEIGHTS, type_=sa.Float))
+    docs = sa.table("search_docs", sa.column("case_id", sa.Integer), sa.column("tsv", postgresql.TSVECTOR))
+    query = sa.cast(sa.bindparam("match", " & ".join(_tsquery(t) for t in terms)), postgresql.TSQUERY)
+    rank = sa.func.ts_rank(sa.literal_column(f"'{TS_RANK_WEIGHTS}'"), docs.c.tsv, query, type_=sa.Float)
+    return _Match(docs, docs.c.case_id, docs.c.tsv.op("@@", is_comparison=True)(query), -rank)
 
 
-def search(*, db: Session, q: str, limit: int = 20, offset: int = 0) -> SearchResults:
-    """Cases in which every word of ``q`` was said (or is in the case's fields), newest first, each with
-    the first matching segment and the second of audio it starts at."""
-    terms = query_terms(q)
-    tokens = list(dict.fromkeys(w for t in terms for w in (t.word, *t.parts)))  # what to highlight
-    if not terms:
-        return SearchResults(query=q, tokens=[], total=0, items=[])
-    dialect = db.get_bind().dialect.name
-    render = _fts5 if dialect == "sqlite" else _tsquery
-    params: dict[str, Any] = {f"q{i}": render(t) for i, t in enumerate(terms)}
-    where = " AND ".join(
-        f"c.id IN (SELECT case_id FROM search_entries WHERE id IN ({_entries_matching(dialect, f'q{i}')}))"
-        for i in range(len(terms))
-    )
-    total = db.execute(sa.text(f"SELECT count(*) FROM cases c WHERE {where}"), params).scalar_one()
-    ids = list(db.execute(
-        sa.text(f"SELECT c.id FROM cases c WHERE {where} ORDER BY c.created_at DESC, c.id DESC"
-                " LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset},
-    ).scalars())
-    if not ids:
-        return SearchResults(query=q, tokens=tokens, total=total, items=[])
-    any_term = " UNION ".join(_entries_matching(dialect, f"q{i}") for i in range(len(terms)))
-    matching = sa.text(any_term).bindparams(**params).columns(sa.column("id"))
-    entries = db.execute(
+def day_start(day: date) -> datetime:
+    """The first instant (UTC) of a calendar day in Asia/Shanghai."""
+    return datetime.combine(day, time(), tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+def _conditions(filters: SearchFilters) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    for column, value in ((Case.category, filters.category), (Case.district, filters.district),
+                          (Case.status, filters.status)):
+        if value:
+            conditions.append(column == value)
+    if filters.enterprise:
+        conditions.append(Case.enterprise.icontains(filters.enterprise, autoescape=True))
+    if filters.staff:
+        conditions.append(sa.or_(Case.created_by == filters.staff, Case.assignee == filters.staff))
+    if filters.date_from:
+        conditions.append(Case.created_at >= day_start(filters.date_from))
+    if filters.date_to:
+        conditions.append(Case.created_at < day_start(filters.date_to + timedelta(days=1)))
+    return conditions
+
+
+def highlight(text: str, tokens: Iterable[str]) -> str:
+    """``text`` HTML-escaped, with the words of it that are query tokens wrapped in <mark>…</mark>.
+
+    Words as jieba reads ``text`` (the same reading the index has), so 工 of a query is not marked inside
+    加工厂; touching or overlapping marks become one (叉车 + 工 → <mark>叉车工</mark>)."""
+    wanted = {t.lower() for t in tokens}
+    spans: list[list[int]] = []
+    for _, start, end in sorted((s for s in token_spans(text) if s[0] in wanted), key=lambda s: s[1:]):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        out += [html.escape(text[pos:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    entry: SearchEntry
+    speaker: str | None
+
+
+def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], tokens: list[str]) -> dict[int, _Shown]:
+    """For each case, the entry to show: the most query terms in it, then the most query words, a
+    transcript segment before the case's fields, the earliest second."""
+    rows = db.execute(
         sa.select(SearchEntry, Segment.speaker)
         .outerjoin(Segment, Segment.id == SearchEntry.segment_id)
-        .where(SearchEntry.case_id.in_(ids), SearchEntry.id.in_(matching))
+        .where(SearchEntry.case_id.in_(case_ids))
     ).all()
-    first: dict[int, tuple[SearchEntry, str | None]] = {}
-    for row in sorted(entries, key=lambda r: (r[0].start is None, r[0].start or 0.0)):
-        first.setdefault(row[0].case_id, (row[0], row[1]))
-    cases = {c.id: c for c in db.execute(sa.select(Case).where(Case.id.in_(ids))).scalars()}
-    items = []
-    for case_id in ids:
-        entry, speaker = first[case_id]
-        case = cases[case_id]
-        items.append(SearchHit(
-            case_id=case_id, case_no=case.case_no, category=case.category, status=case.status,
-            enterprise=case.enterprise, segment_id=entry.segment_id, start=entry.start, speaker=speaker,
-            text=entry.text,
-        ))
-    return SearchResults(query=q, tokens=tokens, total=total, items=items)
+
+    def score(entry: SearchEntry) -> tuple[int, int, bool, float, int]:
+        have = set(entry.tokens.split())
+        terms_in = sum(1 for t in terms if t.word in have or (t.parts and set(t.parts) <= have))
+        return (terms_in, sum(1 for t in tokens if t in have), entry.segment_id is not None,
+                -(entry.start or 0.0), -entry.id)
+
+    best: dict[int, tuple[tuple[int, int, bool, float, int], _Shown]] = {}
+    for entry, speaker in rows:
+        s = score(entry)
+        if entry.case_id not in best or s > best[entry.case_id][0]:
+            best[entry.case_id] = (s, _Shown(entry, speaker))
+    return {case_id: shown for case_id, (_, shown) in best.items()}
+
+
+def _hit(case: Case, shown: _Shown | None, tokens: list[str]) -> SearchHit:
+    text = shown.entry.text if shown else case.summary
+    return SearchHit(
+        case_id=case.id, case_no=case.case_no, category=case.category, status=case.status,
+        enterprise=case.enterprise, district=case.district,
+        segment_id=shown.entry.segment_id if shown else None, start=shown.entry.start if shown else None,
+        speaker=shown.speaker if shown else None, text=text, highlighted=highlight(text, tokens),
+    )
+
+
+def _listing(db: Session, q: str, conditions: list[sa.ColumnElement[bool]], limit: int, offset: int) -> SearchResults:
+    """No words asked for: the cases the filters leave, newest first."""
+    total = db.execute(sa.select(sa.func.count()).select_from(Case).where(*conditions)).scalar_one()
+    page = db.execute(sa.select(Case).where(*conditions).order_by(Case.created_at.desc(), Case.id.desc())
+                      .limit(limit).offset(offset)).scalars()
+    return SearchResults(query=q, tokens=[], total=total, ranked=False, items=[_hit(c, None, []) for c in page])
+
+
+def search(*, db: Session, q: str, filters: SearchFilters | None = None, limit: int = 20,
+           offset: int = 0) -> SearchResults:
+    """Cases in which every word of ``q`` was said or is in the case's fields, narrowed by ``filters``,
+    best first (bm25 / ts_rank, then newest; newest filed first past RANK_LIMIT matches), each with the
+    segment that matches best and the second it starts at. A blank ``q`` lists the filtered cases newest first."""
+    conditions = _conditions(filters or SearchFilters())
+    if not q.strip():
+        return _listing(db, q, conditions, limit, offset)
+    terms = query_terms(q)
+    tokens = list(dict.fromkeys(w for t in terms for w in (t.word, *t.parts)))  # what to highlight
+    if not terms:  # only punctuation or symbols: nothing can match
+        return SearchResults(query=q, tokens=[], total=0, items=[])
+    dialect = db.get_bind().dialect.name
+    match = _matching(dialect, terms)
+    count = sa.select(sa.func.count()).select_from(match.source)
+    if conditions:
+        count = count.join(Case, Case.id == match.case_id)
+    total = db.execute(count.where(match.condition, *conditions)).scalar_one()
+    ranked = total <= RANK_LIMIT
+    if total <= offset:
+        return SearchResults(query=q, tokens=tokens, total=total, ranked=ranked, items=[])
+    order = (match.score, Case.created_at.desc(), Case.id.desc()) if ranked else (match.case_id.desc(),)
+    page = list(db.execute(
+        sa.select(Case).select_from(match.source).join(Case, Case.id == match.case_id)
+        .where(match.condition, *conditions).order_by(*order).limit(limit).offset(offset)
+    ).scalars())
+    shown = _best_entries(db, [c.id for c in page], terms, tokens)
+    return SearchResults(query=q, tokens=tokens, total=total, ranked=ranked,
+                         items=[_hit(c, shown.get(c.id), tokens) for c in page])

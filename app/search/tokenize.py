@@ -19,6 +19,7 @@ DOMAIN_WORDS = (
     *DISTRICTS, *DISTRICT_ALIASES,
 )
 _WORD = re.compile(r"\w", re.UNICODE)
+MAX_TOKEN = 64  # longer "words" (a pasted URL, a run of digits) are not indexed: PostgreSQL lexemes have a limit
 _lock = threading.Lock()
 
 
@@ -34,12 +35,17 @@ def _tokenizer() -> jieba.Tokenizer:
 
 
 def _keep(token: str) -> bool:
-    return bool(token.strip()) and bool(_WORD.search(token))
+    return bool(token.strip()) and len(token) <= MAX_TOKEN and bool(_WORD.search(token))
 
 
 def index_tokens(text: str) -> list[str]:
     """Search-mode tokens: whole words and the shorter words inside them, so 海丰 finds 青岛海丰水产."""
     return [t.lower() for t in _tokenizer().cut_for_search(text) if _keep(t)]
+
+
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """The index tokens of ``text`` with where each stands in it: (token, start, end), sub-words included."""
+    return [(t.lower(), start, end) for t, start, end in _tokenizer().tokenize(text, mode="search") if _keep(t)]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast, get_args
 
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from app.db import Database
 from app.recordings import service as recordings
 from app.recordings.models import JobStatus
 from app.search import service as search
+from app.taxonomy import service as taxonomy
 from app.transcripts import service as transcripts
 from asr.audio import AudioError
 from asr.models import ModelError
@@ -63,10 +64,12 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
         if rec is None:
             return Outcome(recording_id, None, "done, failed or held by another worker")
         path, layout = recordings.file_path(settings, rec), rec.layout
+        # the domain lexicon admins keep, and the enterprises already on file, bias the term correction
+        options = replace(asr_options(settings, layout), extra_terms=taxonomy.asr_terms(db=db))
     if not path.is_file():
         raise PermanentFailure(f"录音文件缺失：{rec.path}（数据目录 recordings/ 下）")
     try:
-        result = transcribe_file(path, asr_options(settings, layout), settings.models_dir)
+        result = transcribe_file(path, options, settings.models_dir)
     except (AudioError, ModelError) as e:
         raise PermanentFailure(str(e)) from e
     try:
@@ -78,7 +81,7 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
                          subject_id=rec.id, details={
                              "transcript_id": transcript.id, "segments": len(transcript.segments),
                              "engine": result.engine, "model": result.model, "processing_s": result.processing_s})
-            case = cases.file_case(db=db, recording=rec, transcript=transcript, actor=actor)
+            case = cases.file_case(db=db, recording=rec, transcript=transcript, actor=actor, settings=settings)
             search.index_case(db=db, case=case, segments=transcript.segments)
             rec.status = JobStatus.done.value
             rec.error = None
