@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from app.cases import service as cases
 from app.db import Database
 from app.recordings.models import Recording
 from app.search import service as search
+from app.search.tokenize import index_tokens
 from app.transcripts import service as transcripts
 from asr import types as asr
 
@@ -30,3 +32,15 @@ def file_transcript(database: Database, turns: list[tuple[str, str]], name: str 
         case = cases.file_case(db=db, recording=rec, transcript=transcript, actor="test")
         search.index_case(db=db, case=case, segments=transcript.segments)
         return case.id
+
+
+def word_said(segments: list[dict[str, Any]], avoid: str = "") -> str:
+    """A word the caller's post-call transcript holds, to search for: 黄岛 when it came out so (the D03 clips
+    say it plainly), else its longest word of two characters or more not in ``avoid``. Whisper's cuts of a
+    SIP leg shift with where its first packet fell, so the exact words vary a little from run to run."""
+    said = [seg["text"] for seg in segments if seg["speaker"] == "caller"]
+    if any("黄岛" in text for text in said):
+        return "黄岛"
+    words = [t for text in said for t in index_tokens(text) if len(t) >= 2 and t not in avoid]
+    assert words, said
+    return max(words, key=len)

@@ -82,6 +82,15 @@ def test_hit_is_the_segment_where_the_words_were_said(database: Database) -> Non
     assert hit.highlighted.count("<mark>") == 2
 
 
+def test_a_word_said_and_also_in_the_fields_opens_where_it_was_said(database: Database) -> None:
+    # staff wrote the word into the summary too (and the district 崂山区 holds 崂山): the hit still carries
+    # the second it was said, so a click plays it
+    case_id = file_transcript(database, HAIFENG, "a")
+    _update_case(database, case_id, reindex=True, summary="海丰水产冷库叉车工反映欠薪，海丰拖欠两个月")
+    hit = _search(database, "海丰").items[0]
+    assert (hit.case_id, hit.start, hit.speaker) == (case_id, 10.0, "caller")
+
+
 def test_all_words_must_occur_somewhere_in_the_case(database: Database) -> None:
     file_transcript(database, HAIFENG, "a")
     hongyuan = file_transcript(database, HONGYUAN, "b")

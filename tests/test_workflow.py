@@ -341,6 +341,7 @@ def test_list_filters(client: TestClient, database: Database, agent: dict[str, s
     assert ids(group_case="true") == [a] and ids(escalated="true") == [b]
     assert ids(district="城阳区", overdue="true", status="办理") == [a]
     assert ids(limit=1, offset=1) == [a]
+    assert ids(recording_id=_case(database, b).recording_id) == [b]  # a filed call finds its case
     listing = client.get("/api/v1/cases", params={"overdue": "true"}, headers=agent).json()
     assert all(item["sla"]["overdue"] for item in listing["items"])
     r = client.get("/api/v1/cases", params={"status": "完成"}, headers=agent)

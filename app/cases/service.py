@@ -103,6 +103,7 @@ class CaseFilter:
     overdue: bool | None = None  # past the completion deadline (open, or closed late)
     group_case: bool | None = None
     escalated: bool | None = None
+    recording_id: int | None = None  # the case of one recording (a call's, once it is filed)
 
 
 def _day_start(day: date) -> datetime:
@@ -136,6 +137,8 @@ def _where(f: CaseFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
         conds.append(Case.group_case.is_(f.group_case))
     if f.escalated is not None:
         conds.append(Case.escalated.is_(f.escalated))
+    if f.recording_id is not None:
+        conds.append(Case.recording_id == f.recording_id)
     return conds
 
 

@@ -82,6 +82,7 @@ def list_cases(
     overdue: Annotated[bool | None, Query(description="超期：过了办结时限仍未办结，或逾期办结")] = None,
     group_case: bool | None = None,
     escalated: bool | None = None,
+    recording_id: Annotated[int | None, Query(description="某一录音（通话归档后）的工单")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CasePagination:
@@ -93,7 +94,7 @@ def list_cases(
     filters = service.CaseFilter(
         status=status, category=category, district=district, enterprise=enterprise, created_by=created_by,
         assignee=assignee, date_from=date_from, date_to=date_to, overdue=overdue, group_case=group_case,
-        escalated=escalated)
+        escalated=escalated, recording_id=recording_id)
     total, rows = service.list_cases(db=db, limit=limit, offset=offset, filters=filters)
     audit.record(db=db, actor=_actor(user), action="case.listed", subject_type="case", subject_id="-",
                  details={"filters": {k: v for k, v in vars(filters).items() if v is not None}, "total": total,

@@ -207,21 +207,22 @@ class _Shown:
 
 
 def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], tokens: list[str]) -> dict[int, _Shown]:
-    """For each case, the entry to show: the most query terms in it, then the most query words, a
-    transcript segment before the case's fields, the earliest second."""
+    """For each case, the entry to show: the most query terms in it, then a transcript segment before the
+    case's fields (a hit should open the audio where it was said), then the most query words, the earliest
+    second."""
     rows = db.execute(
         sa.select(SearchEntry, Segment.speaker)
         .outerjoin(Segment, Segment.id == SearchEntry.segment_id)
         .where(SearchEntry.case_id.in_(case_ids))
     ).all()
 
-    def score(entry: SearchEntry) -> tuple[int, int, bool, float, int]:
+    def score(entry: SearchEntry) -> tuple[int, bool, int, float, int]:
         have = set(entry.tokens.split())
         terms_in = sum(1 for t in terms if t.word in have or (t.parts and set(t.parts) <= have))
-        return (terms_in, sum(1 for t in tokens if t in have), entry.segment_id is not None,
+        return (terms_in, entry.segment_id is not None, sum(1 for t in tokens if t in have),
                 -(entry.start or 0.0), -entry.id)
 
-    best: dict[int, tuple[tuple[int, int, bool, float, int], _Shown]] = {}
+    best: dict[int, tuple[tuple[int, bool, int, float, int], _Shown]] = {}
     for entry, speaker in rows:
         s = score(entry)
         if entry.case_id not in best or s > best[entry.case_id][0]:

@@ -39,7 +39,7 @@ export function findCaseForCall(callUuid: string, handlers: { found: (caseId: nu
       handlers.progress(STATUS_TEXT[rec.status] ?? '正在转写录音…')
       return false
     }
-    const cases = itemsOf((await api.cases({ limit: 100 })))
+    const cases = itemsOf((await api.cases({ recording_id: call.recording_id, limit: 1 })))
     const hit = cases.find((c) => c.recording_id === call.recording_id)
     if (hit) {
       handlers.found(hit.id)
