@@ -49,11 +49,21 @@ def is_hallucination(text: str) -> bool:
     return any(h.replace(" ", "") in squashed for h in HALLUCINATIONS)
 
 
+_LONG_LOOP = re.compile(r"(.{13,80}?)\1+")
+_CUT_COPY = re.compile(r"(.{13,80}?)\1+(.{2,80})$")
+
+
 def collapse_repeats(text: str) -> str:
     """Undo Whisper's repetition loops: a phrase said three times or more in a row (a character four
-    times) is kept once (a character twice, as in 谢谢); ordinary reduplication (看看, 哈哈哈) stays."""
+    times) is kept once (a character twice, as in 谢谢); ordinary reduplication (看看, 哈哈哈) stays. A whole
+    clause (13 characters or more) said twice in a row is a loop too (nobody repeats a sentence word for
+    word without a pause), and so is the start of it trailing after the loop where the output was cut."""
     text = re.sub(r"(.)\1{3,}", r"\1\1", text)
-    return re.sub(r"(.{2,12}?)\1{2,}", r"\1", text)
+    text = re.sub(r"(.{2,12}?)\1{2,}", r"\1", text)
+    cut = _CUT_COPY.search(text)
+    if cut and cut.group(1).startswith(cut.group(2)):
+        text = text[: cut.start(2)]
+    return _LONG_LOOP.sub(r"\1", text)
 
 
 def clean(text: str) -> str:

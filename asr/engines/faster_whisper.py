@@ -27,6 +27,16 @@ _BATCH = 8
 _MAX_TOKENS = 448  # Whisper's text context: prompt + output
 
 
+_TOKENS_PER_S = 12  # above fast Mandarin (about 6 characters, 8 tokens a second): room, not a loop
+
+
+def _max_length(batch: list[_Utterance], prefix: int) -> int:
+    """CTranslate2's max_length (prompt prefix included) for a batch: what its longest utterance can say in
+    its duration, so a repetition loop stops within a few words instead of running on to Whisper's context."""
+    longest = max(u.end - u.start for u in batch)
+    return min(_MAX_TOKENS - prefix, prefix + int(_TOKENS_PER_S * longest) + 12)
+
+
 @dataclass(frozen=True)
 class _Utterance:
     channel: int
@@ -96,7 +106,7 @@ class FasterWhisperEngine:
                                              to_cpu=False)
         results = self._whisper.model.generate(
             encoded, [self._prefix] * len(batch), beam_size=beam_size or self.options.beam_size,
-            max_length=_MAX_TOKENS - len(self._prefix), suppress_blank=True, suppress_tokens=[-1],
+            max_length=_max_length(batch, len(self._prefix)), suppress_blank=True, suppress_tokens=[-1],
         )
         eot = self._tokenizer.eot
         return [self._tokenizer.decode([t for t in r.sequences_ids[0] if t < eot]) for r in results]
