@@ -9,6 +9,7 @@ import pytest
 
 from asr.audio import decode
 from asr.export import ExportError, read_ct2, to_openai
+from asr.mandarin import clean
 from asr.models import bundled_model_dir
 from asr.types import AsrOptions
 from asr.worker import load_engine, transcribe_channels
@@ -44,6 +45,16 @@ def test_both_engines_agree_on_a_real_call(cache: Path) -> None:
     assert [(s.speaker, s.start) for s in slow.segments] == [(s.speaker, s.start) for s in fast.segments]
     caller = "".join(s.text for s in slow.segments if s.speaker == "caller")
     assert "青岛联创" in caller and "有限公司" in caller
+
+
+def test_a_loop_stops_at_what_the_clip_could_hold(cache: Path) -> None:
+    # the caller's first sentence cut just as 现在 begins: Whisper base loops "现在,现在,…" after it; the
+    # decode is bounded by the clip's duration (a few words, not 300 tokens) and clean-up keeps one copy
+    engine = load_engine(AsrOptions(), cache)
+    clip = decode(CALL)[0][int(3.3 * 16000) : 9 * 16000]
+    raw = engine.decode_clips([clip])[0]  # type: ignore[attr-defined]
+    assert "现在,现在,现在" in raw and len(raw) < 120  # unbounded, the loop runs on to about 470 characters
+    assert "现在现在" not in clean(raw).replace("，", "") and "有限公司" in clean(raw)
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:

@@ -27,6 +27,15 @@ def test_repetition_loops_are_collapsed() -> None:
         assert clean(kept) == kept
 
 
+def test_a_whole_clause_looped_is_kept_once_with_its_cut_copy_dropped() -> None:
+    # seen live: a greedy decode of the agent's closing sentence ran on until the token limit
+    looped = "好的，我们已经登记，会联系属地工会和企业核实。" * 4 + "好的，我们已经"
+    assert clean(looped) == "好的，我们已经登记，会联系属地工会和企业核实。"
+    # a short question said twice, and different clauses sharing words, are speech, not loops
+    for kept in ("请问公司的全称是什么？请问公司的全称是什么？", "我们的工资一直没发，我们的加班费也一直没发。"):
+        assert clean(kept) == kept
+
+
 def test_spaces_between_chinese_words_are_dropped() -> None:
     assert clean(" 我 在 城阳区 上班 ") == "我在城阳区上班"
 
