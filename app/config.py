@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     sip_agent_pattern: str = r"\d{3,6}"  # SIPREC: participants whose number matches are agents
     live_enabled: bool = True  # live transcripts of calls in progress (`hotline live`, started by `hotline sip`)
     live_max_calls: int = 4  # calls transcribed live at once; more are recorded and transcribed after the call
-    live_beam_size: int = 1  # greedy: live text is for the call in progress; the record is the post-call pass
+    live_beam_size: int = 1  # partials greedy: they are replaced within a second
+    live_final_beam_size: int = 1  # each utterance's final text (the record is still the post-call pass)
     media_token: str | None = None  # WebSocket media streams; default: generated once, kept in the data dir
 
     max_upload_mb: int = 500

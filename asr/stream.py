@@ -49,7 +49,7 @@ WHISPER_RATE = 16000
 class StreamOptions:
     endpoint_silence: float = 0.5  # seconds of quiet that end an utterance
     speculate_after: float = 0.2  # seconds of quiet after which the final decode starts
-    partial_every: float = 0.8  # seconds of audio between partial decodes
+    partial_every: float = 0.6  # seconds of audio between partial decodes (updates well within a second)
     max_utterance: float = 20.0
     min_level: float = 0.004  # RMS (full scale 1.0) below which nothing is speech
     floor_ratio: float = 3.0  # speech: RMS this many times the leg's noise floor
@@ -261,8 +261,9 @@ class LiveDecoder:
     """One thread decoding batches of waiting utterances, finals first (see the module docstring)."""
 
     def __init__(self, decode_batch: DecodeBatch, emit: Emit, *, corrector: Corrector | None = None,
-                 batch: int = 8, threads: int = 1) -> None:
+                 batch: int = 8, threads: int = 1, decode_finals: DecodeBatch | None = None) -> None:
         self.decode_batch = decode_batch
+        self.decode_finals = decode_finals or decode_batch  # e.g. a wider beam: finals are what staff keep
         self.emit = emit
         self.corrector = corrector
         self.batch = batch
@@ -306,7 +307,8 @@ class LiveDecoder:
             if not jobs:
                 return
             try:
-                texts = self.decode_batch([j.audio for j in jobs])
+                decode = self.decode_finals if jobs[0].kind == "final" else self.decode_batch
+                texts = decode([j.audio for j in jobs])
                 self.decoded += len(jobs)
                 for job, raw in zip(jobs, texts, strict=True):
                     self._deliver(job, raw)

@@ -37,6 +37,9 @@ from telephony.live_tap import decode
 log = logging.getLogger("hotline.live")
 
 
+# Silence after a final's clip, as post-call decoding pads each utterance: with only the 0.3 s partials get,
+# Whisper base ends sentences badly (live CER on the dev calls 22.7% → 19.8%, for about 0.05 s more).
+FINAL_TAIL_S = 1.0
 STALE_S = 120.0  # a call with no audio this long is taken as ended (its "ended" frame was lost)
 
 
@@ -57,8 +60,9 @@ class LiveService:
         options = asr_options(settings, "caller-left")
         engine = FasterWhisperEngine(resolve_model_dir(options.model_dir, settings.models_dir), options,
                                      workers=cores)
-        beam = settings.live_beam_size
-        self.decoder = LiveDecoder(lambda clips: engine.decode_clips(clips, beam), self.emit,
+        partial_beam, final_beam = settings.live_beam_size, settings.live_final_beam_size
+        self.decoder = LiveDecoder(lambda clips: engine.decode_clips(clips, partial_beam), self.emit,
+                                   decode_finals=lambda clips: engine.decode_clips(clips, final_beam, FINAL_TAIL_S),
                                    corrector=default_corrector(), threads=cores)
         self.calls: dict[str, LiveCall] = {}
         self.finishing: dict[str, LiveCall] = {}  # ended, last finals still being decoded
