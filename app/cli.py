@@ -99,8 +99,10 @@ def serve(
     parent = ["--parent-pid", str(os.getpid())]
     if n > 0:
         children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), *parent]))
-    if settings.sip_enabled:
+    if settings.sip_enabled:  # `hotline sip` starts `hotline live` itself
         children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "sip", *parent]))
+    elif settings.live_enabled:  # WebSocket media and browser capture only: they are transcribed live too
+        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "live", *parent]))
     try:
         uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
     finally:
@@ -186,8 +188,8 @@ def sip(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> 
 
 @app.command()
 def live(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> None:
-    """Transcribe calls in progress for the staff on them (started by `hotline sip`; needs the API for
-    delivery: the same data dir, or HOTLINE_REDIS_URL)."""
+    """Transcribe calls in progress for the staff on them (started by `hotline sip`, or by `hotline serve`
+    when SIP is off; needs the API for delivery: the same data dir, or HOTLINE_REDIS_URL)."""
     from app.calls import live_worker
 
     _setup_logging()

@@ -1,4 +1,5 @@
-"""`hotline live`: live transcripts of calls in progress (started by `hotline sip` when enabled).
+"""`hotline live`: live transcripts of calls in progress (started by `hotline sip`, or by `hotline serve`
+when SIP is off).
 
 Audio frames arrive from the media engine (``telephony.live_tap``) on a Unix socket; each leg is followed by
 an ``asr.stream.LiveLeg``; one ``LiveDecoder`` (a thread per core) decodes for all of them; the events go

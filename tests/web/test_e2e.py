@@ -9,31 +9,19 @@ go to $HOTLINE_WEB_SCREENSHOTS (else the test's tmp folder); they are artifacts,
 from __future__ import annotations
 
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from app.config import Settings
 from tests.helpers import word_said
-from tests.processes import ROOT, env_for, start, stop, wait_for
+from tests.processes import ROOT
 from tests.telephony import sipp
-from tests.telephony.conftest import free_port
+from tests.web.conftest import AGENT_PASSWORD, CHROMIUM, DIST, Server, api_client, login, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-DIST = ROOT / "web" / "dist" / "index.html"
 CALLER = ROOT / "tests" / "data" / "d03_caller_11s.ulaw"  # D03 caller, first 11 s: "…派到黄岛…"
-AGENT_PASSWORD = "agent-password-123"
 SUMMARY = "网页端到端测试：来电人反映用工问题"  # shares no word with the call, so a hit on a word said is in the call
 
 pytestmark = [
@@ -50,58 +38,10 @@ new MutationObserver(() => {
 """
 
 
-@dataclass
-class Server:
-    base: str
-    sip_port: int
-    admin_password: str
-    log: Path
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("web-e2e")
-    settings = Settings(data_dir=tmp / "var", redis_url=None)
-    http, sip = free_port(), free_port()
-    env = env_for(settings, HOTLINE_HTTP_PORT=str(http), HOTLINE_SIP_ENABLED="true", HOTLINE_SIP_PORT=str(sip),
-                  HOTLINE_RTP_PORT_MIN="38000", HOTLINE_RTP_PORT_MAX="38998")
-    log = tmp / "serve.log"
-    serve = start(["serve"], env, log)
-    try:
-        wait_for(lambda: "SIP adapter on" in log.read_text(), 90, "the SIP adapter", log)
-        wait_for(lambda: "live transcription listening" in log.read_text(), 90, "live transcription", log)
-        added = subprocess.run([sys.executable, "-m", "app.cli", "users", "add", "agent1", "--role", "agent",
-                                "--password-stdin"], input=AGENT_PASSWORD + "\n", env=env, cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
-        assert added.returncode == 0, added.stdout + added.stderr
-        password = (settings.data_dir / "initial-admin-password.txt").read_text().strip()
-        yield Server(f"http://127.0.0.1:{http}", sip, password, log)
-    finally:
-        assert stop(serve, signal.SIGINT) == 0
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("HOTLINE_WEB_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def login(page: Any, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/#/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_selector("[data-test=current-user]", timeout=15_000)
-    assert page.inner_text("[data-test=current-user]") == username
-
-
-@contextmanager
-def api_client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base, timeout=30) as client:
-        token = client.post("/api/v1/auth/token", data={"username": "admin", "password": server.admin_password})
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        yield client
+    with serving(tmp_path_factory.mktemp("web-e2e"), sip=True) as running:
+        yield running
 
 
 def test_staff_work_a_call_in_the_browser(server: Server, shots: Path, tmp_path: Path) -> None:

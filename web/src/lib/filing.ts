@@ -8,7 +8,7 @@ const STATUS_TEXT: Record<string, string> = {
   running: '正在转写录音…',
 }
 
-export function findCaseForCall(callUuid: string, handlers: { found: (caseId: number) => void;
+export function findCaseForCall(callUuid: string, handlers: { found: (caseId: number, caseNo?: string) => void;
   progress: (text: string) => void }, options: { everyMs?: number; giveUpMs?: number } = {}): () => void {
   const every = options.everyMs ?? 3000
   const deadline = Date.now() + (options.giveUpMs ?? 20 * 60 * 1000)
@@ -42,7 +42,7 @@ export function findCaseForCall(callUuid: string, handlers: { found: (caseId: nu
     const cases = itemsOf((await api.cases({ recording_id: call.recording_id, limit: 1 })))
     const hit = cases.find((c) => c.recording_id === call.recording_id)
     if (hit) {
-      handlers.found(hit.id)
+      handlers.found(hit.id, hit.case_no)
       return true
     }
     handlers.progress('转写完成，正在生成工单…')
