@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated
 
@@ -113,6 +115,17 @@ def read_case(case_id: int, db: DbSession, user: Reader, settings: AppSettings) 
     return read
 
 
+@contextmanager
+def _workflow_errors() -> Iterator[None]:
+    """A refused move is 409 invalid_transition; a bad value staff entered is 422 invalid."""
+    try:
+        yield
+    except workflow.InvalidTransition as e:
+        raise ApiError(409, "invalid_transition", str(e)) from e
+    except workflow.InvalidCaseInput as e:
+        raise ApiError(422, "invalid", str(e)) from e
+
+
 @router.patch("/{case_id}")
 def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession, database: CurrentDatabase,
                 user: Editor, settings: AppSettings) -> CaseRead:
@@ -124,10 +137,8 @@ def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession,
     if "difficulty" in fields and not allowed(user.role, Permission.case_escalate):
         require(Permission.case_escalate)(request, user, database)  # 403, audited as auth.denied
     case = _case(db, case_id, for_update=True)
-    try:
+    with _workflow_errors():
         service.change(db=db, case=case, actor=_actor(user), settings=settings, **fields)
-    except workflow.InvalidCaseInput as e:
-        raise ApiError(422, "invalid", str(e)) from e
     if body.confirm:
         service.confirm(db=db, case=case, actor=_actor(user), username=user.username)
     return _read(db, case, _policy(settings))
@@ -138,13 +149,9 @@ def move_case(case_id: int, body: TransitionIn, db: DbSession, user: Editor, set
     """Move the case along the workflow (受理 → 转办 → 办理 → 回访 → 办结, and back where allowed)."""
     case = _case(db, case_id, for_update=True)
     before = case.assignee
-    try:
+    with _workflow_errors():
         workflow.transition(db=db, case=case, actor=_actor(user), to=body.to, unit=body.unit,
                             assignee=body.assignee, note=body.note, policy=_policy(settings))
-    except workflow.InvalidTransition as e:
-        raise ApiError(409, "invalid_transition", str(e)) from e
-    except workflow.InvalidCaseInput as e:
-        raise ApiError(422, "invalid", str(e)) from e
     if case.assignee and case.assignee != before:
         notifications.notify(db=db, case=case, kind=NotificationKind.assigned)
     return _read(db, case, _policy(settings))
@@ -154,12 +161,8 @@ def move_case(case_id: int, body: TransitionIn, db: DbSession, user: Editor, set
 def give_feedback(case_id: int, body: NoteIn, db: DbSession, user: Editor, settings: AppSettings) -> CaseRead:
     """Record feedback given to the caller; the first one stops the 24-hour first-feedback clock."""
     case = _case(db, case_id, for_update=True)
-    try:
+    with _workflow_errors():
         workflow.feedback(db=db, case=case, actor=_actor(user), note=body.note)
-    except workflow.InvalidTransition as e:
-        raise ApiError(409, "invalid_transition", str(e)) from e
-    except workflow.InvalidCaseInput as e:
-        raise ApiError(422, "invalid", str(e)) from e
     return _read(db, case, _policy(settings))
 
 
@@ -167,12 +170,8 @@ def give_feedback(case_id: int, body: NoteIn, db: DbSession, user: Editor, setti
 def escalate_case(case_id: int, body: NoteIn, db: DbSession, user: Escalator, settings: AppSettings) -> CaseRead:
     """督办: flag the case for priority handling; the person responsible and the managers are notified."""
     case = _case(db, case_id, for_update=True)
-    try:
+    with _workflow_errors():
         workflow.escalate(db=db, case=case, actor=_actor(user), note=body.note)
-    except workflow.InvalidTransition as e:
-        raise ApiError(409, "invalid_transition", str(e)) from e
-    except workflow.InvalidCaseInput as e:
-        raise ApiError(422, "invalid", str(e)) from e
     notifications.notify(db=db, case=case, kind=NotificationKind.escalated)
     return _read(db, case, _policy(settings))
 
