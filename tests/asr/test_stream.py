@@ -118,10 +118,14 @@ def test_finals_go_before_waiting_partials() -> None:
     r.gate.clear()  # hold the decoder while work piles up
     decoder = LiveDecoder(r.decode, r.emit)
     legs = [LiveLeg("c1", f"leg{i}", RATE, decoder, StreamOptions(partial_every=0.3)) for i in range(3)]
-    for i, leg in enumerate(legs):
-        t = feed(leg, tone(1.0), 0.0)
-        if i == 2:
-            feed(leg, quiet(0.8), t)  # this one ends: its final must be decoded first
+    ends = [feed(leg, tone(1.0), 0.0) for leg in legs[:2]]
+    deadline = time.monotonic() + 5
+    while decoder.busy == 0 and time.monotonic() < deadline:  # the decoder holds a batch of partials
+        time.sleep(0.01)
+    for leg, end in zip(legs[:2], ends, strict=True):
+        feed(leg, tone(1.0), end)  # more partials wait behind it
+    t = feed(legs[2], tone(1.0), 0.0)
+    feed(legs[2], quiet(0.8), t)  # this one ends: its final must be decoded first
     time.sleep(0.1)
     r.gate.set()
     wait_idle(decoder)
