@@ -22,6 +22,7 @@ from app.db import Database
 from app.recordings import service as recordings
 from app.recordings.models import CaseChannel
 from app.transcripts.flows import transcribe_recording
+from asr.metrics import edit_distance
 from asr.models import resolve_model_dir
 
 # (label, truth key, case attribute)
@@ -30,16 +31,6 @@ FIELDS = (("category", "category", "category"), ("district", "district", "distri
           ("headcount", "workers", "workers"), ("occupation", "occupation", "occupation"))
 SCORED = ("category", "district", "enterprise", "amount", "headcount")  # the issue's "done when"
 ENTERPRISE_SLACK = 2  # characters
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def matches(label: str, truth: Any, got: Any) -> bool:

@@ -143,7 +143,6 @@ async def fork(websocket: WebSocket) -> None:
     try:
         if created:
             await _started(ctx, session)
-        await websocket.send_json({"event": "started", "call_id": session.manifest.call_id})
         reason = await _pump(websocket, _pcm_feed(source), source.flush)
     finally:
         try:
