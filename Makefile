@@ -47,8 +47,13 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,openai]'
-	$(BIN)/python -m pip install --quiet --no-deps openai-whisper==20250625
+	$(BIN)/python -m pip install --quiet -e '.[dev,openai,diarization]'
+	$(BIN)/python -m pip install --quiet --no-deps openai-whisper==20250625 pyannote.audio==4.0.7
+	@# PyPI's torchaudio links CUDA libraries that the CPU torch lacks: drop its compiled extension (pyannote.audio
+	@# only uses torchaudio's pure-Python resampling, Kaldi fbank and MFCC, which then load).
+	$(BIN)/python -c 'import importlib.util as u, pathlib as p; \
+		[f.unlink() for f in (p.Path(u.find_spec("torchaudio").origin).parent / "lib").glob("*.so")]'
+	$(BIN)/python -c 'from asr.diarize_pyannote import import_pyannote; print("pyannote.audio", import_pyannote())'
 	$(BIN)/python -c 'from asr.models import bundled_model_dir; from app.config import Settings; \
 		print("Whisper base ready in", bundled_model_dir(Settings().models_dir))'
 	touch $@

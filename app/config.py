@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     asr_model_dir: Path | None = None  # a CTranslate2 Whisper directory; default: the bundled base
     asr_compute_type: str = "int8"
     asr_beam_size: int = 5
-    asr_threads: int = 0  # 0: all cores
+    asr_threads: int = 0  # cores per decode; 0: one (then one decode per core runs side by side)
+    diarization_dir: Path | None = None  # single-mic sessions: a local pyannote.audio pipeline; default: embedded
     default_layout: Layout = "caller-left"
 
     # Jobs

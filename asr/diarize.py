@@ -1,19 +1,28 @@
 """Speakers of single-microphone sessions (walk-in visits, mediation, hearings).
 
-Calls need none of this: each party is on its own channel. For one microphone, the embedded default needs
-no downloaded weights: speech regions from VAD are cut into 1.5 s windows (0.25 s apart), each described by
-the mean and spread of its MFCCs (from Whisper's own log-mel features), the windows are clustered
-(Ward), and every 10 ms frame takes the speaker most of its windows voted for. The number of speakers is
-given, or estimated where the clustering's merge cost jumps most. Results are speaker turns, convertible
-to a pyannote.core ``Annotation`` or RTTM.
+Calls need none of this: each party is on its own channel. For one microphone there are two diarizers, both
+returning speaker turns (S1, S2, … in order of first speaking), convertible to a pyannote.core ``Annotation``
+or RTTM; the number of speakers is given, or estimated (up to six).
+
+The embedded default needs no downloaded weights: speech regions from VAD are cut into 1.5 s windows (0.25 s
+apart), each described by the mean and spread of its MFCCs (from Whisper's own log-mel features), the windows
+are clustered (Ward), and every 10 ms frame takes the speaker most of its windows voted for. The number of
+speakers, when not given, is taken where the clustering's merge cost jumps most.
+
+pyannote.audio's speaker-diarization pipeline runs instead when ``weights_dir`` (``HOTLINE_DIARIZATION_DIR``)
+names a local pipeline directory: ``config.yaml`` plus the segmentation, embedding and PLDA checkpoints it
+names (as ``$model/segmentation``, a path relative to the directory, or an absolute path), e.g. a copy of
+pyannote/speaker-diarization-community-1. It loads on the CPU with its telemetry off and the Hugging Face hub
+switched off; a directory that is missing or does not load is a ``ModelError``, never a silent fallback or a
+download (asr/diarize_pyannote.py).
 
 Measured with ``hotline bench asr`` (DER, pyannote.metrics, 0.25 s collar) on the dev mediation session.
-A pyannote.audio pipeline from a local weights directory is the planned alternative for real recordings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +37,7 @@ if TYPE_CHECKING:
 
 FPS = 100  # Whisper's feature frames per second
 _WINDOW_S, _HOP_S = 1.5, 0.25
-_MAX_SPEAKERS = 6
+MAX_SPEAKERS = 6  # when estimated
 _features = FeatureExtractor()
 
 
@@ -58,7 +67,7 @@ def _windows(mfcc: np.ndarray, regions: list[tuple[float, float]]) -> tuple[list
 
 def _estimate_count(heights: np.ndarray, n: int) -> int:
     """k where going from k to k-1 clusters costs much more than from k+1 to k."""
-    top = min(_MAX_SPEAKERS, n - 1)
+    top = min(MAX_SPEAKERS, n - 1)
     if top < 2:
         return 1
     merges = heights[::-1]  # merges[0]: 2 → 1, merges[1]: 3 → 2, …
@@ -66,8 +75,17 @@ def _estimate_count(heights: np.ndarray, n: int) -> int:
     return max(ratios, key=lambda k: ratios[k])
 
 
-def diarize(audio: np.ndarray, num_speakers: int | None = None) -> list[SpeakerTurn]:
-    """Speaker turns of a mono recording (16 kHz float32)."""
+def diarize(audio: np.ndarray, num_speakers: int | None = None, weights_dir: Path | None = None) -> list[SpeakerTurn]:
+    """Speaker turns of a mono recording (16 kHz float32): pyannote.audio from ``weights_dir`` when it is set
+    (asr.models.ModelError if it cannot be used), else the embedded default."""
+    if weights_dir is not None:
+        from asr.diarize_pyannote import diarize as pyannote_diarize
+
+        return pyannote_diarize(audio, num_speakers, weights_dir)
+    return _embedded(audio, num_speakers)
+
+
+def _embedded(audio: np.ndarray, num_speakers: int | None) -> list[SpeakerTurn]:
     regions = utterances(audio)
     if not regions:
         return []
@@ -109,6 +127,19 @@ def to_annotation(turns: list[SpeakerTurn], uri: str = "session") -> Annotation:
     for turn in turns:
         annotation[Segment(turn.start, turn.end)] = turn.speaker
     return annotation
+
+
+def from_annotation(annotation: Annotation, duration: float) -> list[SpeakerTurn]:
+    """The turns of an Annotation, in time order, clipped to ``[0, duration]``, labels renamed S1, S2, … in
+    order of first speaking."""
+    names: dict[str, str] = {}
+    turns: list[SpeakerTurn] = []
+    tracks = sorted(annotation.itertracks(yield_label=True), key=lambda t: (t[0].start, t[0].end))
+    for segment, _track, label in tracks:
+        start, end = round(max(segment.start, 0.0), 2), round(min(segment.end, duration), 2)
+        if end > start:
+            turns.append(SpeakerTurn(start, end, names.setdefault(str(label), f"S{len(names) + 1}")))
+    return turns
 
 
 def to_rttm(turns: list[SpeakerTurn], uri: str = "session") -> str:

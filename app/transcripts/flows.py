@@ -42,6 +42,7 @@ def asr_options(settings: Settings, layout: str) -> AsrOptions:
     return AsrOptions(
         engine=settings.asr_engine, model_dir=settings.asr_model_dir, compute_type=settings.asr_compute_type,
         beam_size=settings.asr_beam_size, threads=settings.asr_threads, layout=cast(Layout, layout),
+        diarization_dir=settings.diarization_dir,
     )
 
 
