@@ -26,6 +26,9 @@ HALLUCINATIONS = (
 )
 
 _PUNCT = str.maketrans({",": "，", "?": "？", "!": "！", ":": "：", ";": "；"})
+# Full-width digits (４) become ASCII, so numbers are written one way; U+FFFD is what a Chinese character
+# becomes when Whisper emits only some of its byte tokens: nothing was said there that can be shown.
+_DIGITS_AND_BROKEN = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "\ufffd": None})
 _CJK = r"[\u3400-\u9fff]"
 
 
@@ -69,7 +72,7 @@ def collapse_repeats(text: str) -> str:
 def clean(text: str) -> str:
     """Simplified, trimmed, full-width punctuation, no repetition loops, numbers in one form; '' for
     known hallucinations."""
-    text = to_simplified(text.strip())
+    text = to_simplified(text.translate(_DIGITS_AND_BROKEN).strip())
     if not text or is_hallucination(text):
         return ""
     text = re.sub(rf"(?<={_CJK})\s+(?={_CJK})", "", text)

@@ -44,3 +44,9 @@ def test_known_hallucinations_are_removed() -> None:
     assert is_hallucination("字幕由Amara.org社群提供")
     assert clean("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目") == ""
     assert not is_hallucination("公司拖欠我们工资两个多月了")
+
+
+def test_broken_characters_and_full_width_digits() -> None:
+    # What Whisper wrote on held-out calls: a character cut to some of its byte tokens, a full-width digit.
+    assert clean("同工同仇\ufffd我们会联系") == "同工同仇我们会联系"
+    assert clean("您好４职工服务热线") == "您好4职工服务热线"
