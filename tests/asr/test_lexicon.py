@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,13 @@ def test_fixes_homophones_of_domain_terms(heard: str, change: tuple[str, str]) -
     assert change[1] in fixed
 
 
-@pytest.mark.parametrize("sentence", _truth_sentences() + CORRECT)
+def _heldout_sentences() -> list[str]:
+    """The held-out corpus (corpus/heldout, scripts written apart from the lexicon) must come through too."""
+    folder = Path(__file__).parents[2] / "corpus" / "heldout"
+    return [t["text"] for f in sorted(folder.glob("*.json")) for t in json.loads(f.read_text())["turns"]]
+
+
+@pytest.mark.parametrize("sentence", _truth_sentences() + _heldout_sentences() + CORRECT)
 def test_leaves_correct_text_alone(sentence: str) -> None:
     assert default_corrector().correct(sentence) == (sentence, [])
 
