@@ -136,14 +136,14 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _preload_model(settings: Settings) -> None:
-    """Load the Whisper model before taking jobs, so the first call is as fast as the rest; a missing
+    """Load and warm the Whisper model before taking jobs, so the first call is as fast as the rest; a missing
     model is reported now, clearly, rather than on every job."""
     from app.transcripts.flows import asr_options
     from asr.models import ModelError
-    from asr.worker import load_engine
+    from asr.worker import warm_up
 
     try:
-        load_engine(asr_options(settings, settings.default_layout), settings.models_dir)
+        warm_up(asr_options(settings, settings.default_layout), settings.models_dir)
     except ModelError as e:
         logging.getLogger("hotline.worker").error("%s", e)
 

@@ -38,6 +38,7 @@ _NEAR_FINALS = {frozenset(p) for p in (("an", "ang"), ("en", "eng"), ("in", "ing
 _COMMON_WORD_FREQ = 50  # jieba dictionary frequency above which a 2-3 character stretch is a real word
 
 
+@lru_cache(maxsize=4096)
 def _split(syllable: str) -> tuple[str, str]:
     for ini in _INITIALS:
         if syllable.startswith(ini):
@@ -45,6 +46,7 @@ def _split(syllable: str) -> tuple[str, str]:
     return "", syllable
 
 
+@lru_cache(maxsize=65536)
 def syllable_cost(a: str, b: str) -> float:
     """0 same, 0.5 a usual confusion of initial or final (not both), 1 different."""
     if a == b:

@@ -21,11 +21,22 @@ class AudioInfo:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of a segment's text and when it was said (seconds from the recording's start). The words of a
+    segment concatenate to its text exactly; punctuation rides with the word before it (asr/words.py)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
     start: float
     end: float
     speaker: str
     text: str
+    words: list[Word] = field(default_factory=list, hash=False)  # empty where no timings were made (live)
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,11 @@ class AsrOptions:
     model_dir: Path | None = None  # None: the bundled Whisper base
     compute_type: str = "int8"
     beam_size: int = 5
-    threads: int = 0  # 0: all cores
+    threads: int = 0  # cores per decode; 0: one, with one decode per core side by side
     layout: Layout = "caller-left"
     language: str = "zh"
     initial_prompt: str = DEFAULT_PROMPT
     num_speakers: int | None = None  # single-microphone sessions: None estimates it
+    diarization_dir: Path | None = None  # single-microphone sessions: a pyannote.audio pipeline; None: embedded
     correct_terms: bool = True  # domain-term correction (asr/lexicon.py)
     extra_terms: tuple[str, ...] = ()  # e.g. enterprise names on file, added to the lexicon

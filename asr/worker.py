@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr import mandarin
+from asr import mandarin, words
 from asr.audio import SAMPLE_RATE, decode
 from asr.diarize import diarize
 from asr.engines import Engine
@@ -37,6 +37,15 @@ def load_engine(options: AsrOptions, cache_dir: Path) -> Engine:
         return _engines[key]
 
 
+def warm_up(options: AsrOptions, cache_dir: Path) -> Engine:
+    """Load the engine and what clean-up needs (jieba's dictionary, pinyin tables), then decode one second of
+    silence, so that a worker's first recording is as fast as the rest."""
+    engine = load_engine(options, cache_dir)
+    default_corrector(options.extra_terms).correct("劳山区")
+    engine.transcribe_channels([np.zeros(SAMPLE_RATE, dtype=np.float32)], [[(0.0, 1.0)]])
+    return engine
+
+
 def speakers_for(layout: Layout) -> list[str]:
     """Speaker role of each decoded channel of a call."""
     return ["caller", "agent"] if layout == "caller-left" else ["agent", "caller"]
@@ -44,10 +53,10 @@ def speakers_for(layout: Layout) -> list[str]:
 
 def _single_mic(audio: np.ndarray, options: AsrOptions, engine: Engine) -> list[Segment]:
     """One microphone: diarize into speaker turns (S1, S2, …), then decode each turn."""
-    turns = diarize(audio, options.num_speakers)
+    turns = diarize(audio, options.num_speakers, options.diarization_dir)
     decoded = engine.transcribe_channels([audio], [[(t.start, t.end) for t in turns]])[0]
     by_start = {t.start: t.speaker for t in turns}
-    return [Segment(round(raw.start, 2), round(raw.end, 2), by_start.get(raw.start, "S1"), raw.text)
+    return [Segment(round(raw.start, 2), round(raw.end, 2), by_start.get(raw.start, "S1"), raw.text, raw.words)
             for raw in decoded]
 
 
@@ -58,16 +67,17 @@ def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine:
         raw_segments = _single_mic(np.mean(channels, axis=0).astype(np.float32), options, engine)
     else:
         decoded = engine.transcribe_channels(channels[:2])
-        raw_segments = [Segment(round(r.start, 2), round(r.end, 2), role, r.text)
+        raw_segments = [Segment(round(r.start, 2), round(r.end, 2), role, r.text, r.words)
                         for role, rs in zip(speakers_for(options.layout), decoded, strict=True) for r in rs]
     corrector = default_corrector(options.extra_terms) if options.correct_terms else None
     segments: list[Segment] = []
-    for seg in raw_segments:
+    for seg in raw_segments:  # words: the engine's timed pieces until here, then the final text's words
         text = mandarin.clean(seg.text)
         if text and corrector:
             text, _changes = corrector.correct(text)
         if text:
-            segments.append(Segment(seg.start, seg.end, seg.speaker, text))
+            segments.append(Segment(seg.start, seg.end, seg.speaker, text,
+                                    words.timed_words(seg.words, text, seg.start, seg.end)))
     segments.sort(key=lambda s: (s.start, s.end))
     return Transcript(
         duration=round(duration, 3), language=options.language, engine=engine.name,

@@ -12,11 +12,21 @@ from app.search import service as search
 from app.search.tokenize import index_tokens
 from app.transcripts import service as transcripts
 from asr import types as asr
+from asr.words import word_cuts
 
 
-def file_transcript(database: Database, turns: list[tuple[str, str]], name: str = "call") -> int:
-    """A case from (speaker, text) turns, 5 s apart; returns the case id."""
-    segments = [asr.Segment(5.0 * i, 5.0 * i + 4, who, text) for i, (who, text) in enumerate(turns)]
+def timed_words(text: str, start: float, end: float) -> list[asr.Word]:
+    """``text``'s words (as the worker cuts them), said one after another evenly over [start, end]."""
+    cuts = word_cuts(text)
+    step = (end - start) / len(cuts)
+    return [asr.Word(round(start + k * step, 2), round(start + (k + 1) * step, 2), w) for k, w in enumerate(cuts)]
+
+
+def file_transcript(database: Database, turns: list[tuple[str, str]], name: str = "call", *,
+                    timed: bool = False) -> int:
+    """A case from (speaker, text) turns, 5 s apart (``timed``: with word timings); returns the case id."""
+    segments = [asr.Segment(5.0 * i, 5.0 * i + 4, who, text, timed_words(text, 5.0 * i, 5.0 * i + 4) if timed else [])
+                for i, (who, text) in enumerate(turns)]
     result = asr.Transcript(duration=5.0 * len(turns), language="zh", engine="hand-written", model="-",
                             processing_s=0.0, segments=segments)
     with database.session() as db:

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
 from app.recordings.models import Recording
+from app.transcripts.models import Segment
 from tests.conftest import CALL, PASSWORD
 from tests.helpers import file_transcript
 
@@ -136,6 +137,23 @@ def test_case_list_read_and_timeline(client: TestClient, database: Database, age
     timeline = client.get(f"/api/v1/cases/{case_id}/timeline", headers=agent).json()
     assert [e["action"] for e in timeline] == ["case.created", "case.read"]
     assert client.get("/api/v1/cases?status=办结", headers=agent).json()["total"] == 0
+
+
+def test_a_transcript_is_read_with_its_words_and_old_segments_without(
+    client: TestClient, database: Database, agent: dict
+) -> None:
+    said = "我在黄岛一家电子厂上班，工资三个月没发了。"
+    case_id = file_transcript(database, [("agent", "您好，12351热线。"), ("caller", said)], timed=True)
+    segments = client.get(f"/api/v1/cases/{case_id}", headers=agent).json()["transcript"]["segments"]
+    caller = segments[1]
+    assert caller["text"] == said and "".join(w[2] for w in caller["words"]) == said
+    assert [w[:2] for w in caller["words"]] == sorted(w[:2] for w in caller["words"])
+    assert caller["start"] <= caller["words"][0][0] and caller["words"][-1][1] <= caller["end"]
+    assert any(w[2].startswith("黄岛") for w in caller["words"])
+    with database.session() as db:  # a segment stored before word timings (migration 0008): NULL
+        db.execute(sa.update(Segment).values(words=None))
+    segments = client.get(f"/api/v1/cases/{case_id}", headers=agent).json()["transcript"]["segments"]
+    assert [s["words"] for s in segments] == [[], []]
 
 
 def test_case_numbers_count_up_per_year(database: Database) -> None:

@@ -273,6 +273,24 @@ def test_numbers_are_masked_in_every_response_for_roles_that_may_not_see_them(
 
 
 @pytest.mark.parametrize("role", list(Role))
+def test_a_phone_number_said_across_words_is_masked_in_the_words_too(
+    client: TestClient, database: Database, role: Role
+) -> None:
+    said = f"我的手机是{PHONE[:3]} {PHONE[3:7]} {PHONE[7:]}，打这个。"
+    case_id = file_transcript(database, [("caller", said)], name="split", timed=True)
+    add_user(database, "viewer", role)
+    segment = client.get(f"/api/v1/cases/{case_id}", headers=login(client, "viewer")).json()["transcript"][
+        "segments"][0]
+    texts = [w[2] for w in segment["words"]]
+    assert len([t for t in texts if any(c.isdigit() or c == "*" for c in t)]) == 3  # the number: three words
+    assert "".join(texts) == segment["text"]  # masked the same way as the text, lengths and times kept
+    if ROLE_SEES[role][0]:
+        assert segment["text"] == said
+    else:
+        assert "138 **** 5678" in segment["text"] and not any("1234" in t for t in texts)
+
+
+@pytest.mark.parametrize("role", list(Role))
 def test_live_events_are_masked_per_role(database: Database, role: Role) -> None:
     user = User(username="v", role=role.value, password_hash="-", active=True)
     viewer = Viewer.of(user)

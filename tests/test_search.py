@@ -15,7 +15,7 @@ from app.db import Database
 from app.search import service as search
 from app.search.models import SearchDoc, SearchEntry, SearchFilters, SearchResults
 from app.search.tokenize import index_tokens, query_terms
-from tests.helpers import file_transcript
+from tests.helpers import file_transcript, timed_words
 
 HAIFENG = [
     ("agent", "您好，这里是一二三五一职工服务热线，请问有什么可以帮您？"),
@@ -80,6 +80,18 @@ def test_hit_is_the_segment_where_the_words_were_said(database: Database) -> Non
     hit = _search(database, "叉车工 工资").items[0]
     assert hit.start == 5.0
     assert hit.highlighted.count("<mark>") == 2
+
+
+def test_a_hit_with_word_timings_opens_at_the_word_not_the_segment(database: Database) -> None:
+    haifeng = file_transcript(database, HAIFENG, "a", timed=True)
+    hit = _search(database, "海丰").items[0]
+    assert hit.text == HAIFENG[2][1] and hit.text.startswith("青岛海丰")
+    words = timed_words(hit.text, 10.0, 14.0)  # as stored: 青岛 / 海丰 / 水产 …
+    assert words[1].text == "海丰" and hit.case_id == haifeng and hit.start == words[1].start > 10.0
+    assert search.said_at("青岛海丰水产", [[1.0, 1.5, "青岛"], [1.5, 2.0, "海丰"], [2.0, 2.4, "水产"]],
+                          ["海丰"]) == 1.5
+    assert search.said_at("青岛海丰水产", [[1.0, 2.0, "青岛海丰"]], ["水产"]) is None  # words not its text
+    assert search.said_at("青岛海丰水产", None, ["海丰"]) is None
 
 
 def test_a_word_said_and_also_in_the_fields_opens_where_it_was_said(database: Database) -> None:

@@ -53,6 +53,13 @@ def test_uploaded_call_becomes_a_searchable_audited_case(
     assert case["category"] in {"劳务派遣", "劳动合同"} and case["category_evidence"]
     segments = case["transcript"]["segments"]
     assert {s["speaker"] for s in segments} == {"caller", "agent"} and len(segments) >= 4
+    for s in segments:  # each with its timed words, spelling its text
+        assert s["words"] and "".join(w[2] for w in s["words"]) == s["text"]
+        assert s["start"] - 0.05 <= s["words"][0][0] and s["words"][-1][1] <= s["end"] + 0.05
+    said = next(s for s in segments if s["id"] == hit["segment_id"])
+    pos = said["text"].index("联创")  # the hit opens where the word was said, inside its segment
+    word = next(w for w, upto in zip(said["words"], _ends(said["words"]), strict=True) if pos < upto)
+    assert hit["start"] == word[0] and said["start"] <= hit["start"] < said["end"]
 
     with database.session() as db:
         actions = list(db.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars())
@@ -60,6 +67,15 @@ def test_uploaded_call_becomes_a_searchable_audited_case(
     steps = ["recording.received", "transcription.started", "transcript.created", "case.created", "search",
              "case.read"]
     assert [a for a in actions if a in steps] == steps
+
+
+def _ends(words: list[list]) -> list[int]:
+    """Where each word ends in its segment's text (character offsets)."""
+    ends, pos = [], 0
+    for w in words:
+        pos += len(w[2])
+        ends.append(pos)
+    return ends
 
 
 def test_running_the_job_again_changes_nothing(

@@ -93,6 +93,7 @@ _PHONE = re.compile(
     rf"|{_EDGE_BEFORE}(?P<landline>0{_SEP}[1-9](?:{_SEP}{_D}){{8,10}}){_EDGE_AFTER}"  # with area code: 0532-8888 6666
 )
 PHONE_KEYS = frozenset({"caller", "caller_phone", "phone", "phone_number", "callback_phone"})
+WORDS_KEY = "words"  # a segment's timed words, [[start, end, text], …]: masked as the text they make together
 # Fields that hold digests and identifiers, never personal numbers: left as they are.
 OPAQUE_KEYS = frozenset({"hash", "prev_hash", "sha256", "call_uuid", "access_token", "head_hash", "expected_hash"})
 
@@ -170,7 +171,7 @@ class Masking:
 
     def payload(self, value: Any, key: str = "") -> Any:
         """A JSON-like value (dicts, lists, strings) with every string masked; fields named like a phone
-        number (PHONE_KEYS) masked as one with ``mask_phone``."""
+        number (PHONE_KEYS) masked as one with ``mask_phone``; a segment's ``words`` masked together."""
         if not self.active:
             return value
         if isinstance(value, str):
@@ -180,8 +181,24 @@ class Masking:
         if isinstance(value, dict):
             return {k: self.payload(v, k) for k, v in value.items()}
         if isinstance(value, list):
+            if key == WORDS_KEY and all(_is_timed_word(v) for v in value):
+                return self.words(value)
             return [self.payload(v, key) for v in value]
         return value
+
+    def words(self, words: list[list[Any]]) -> list[list[Any]]:
+        """Timed words ([start, end, text]) masked as the text they make together, so that a number said
+        across several words (138 / 1234 / 5678) is found as one; each word keeps its time and length."""
+        joined = self.text("".join(w[2] for w in words))
+        out, pos = [], 0
+        for start, end, text in words:
+            out.append([start, end, joined[pos:pos + len(text)]])
+            pos += len(text)
+        return out
+
+
+def _is_timed_word(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and isinstance(value[2], str)
 
 
 UNMASKED = Masking(phones=False, ids=False)

@@ -16,7 +16,7 @@ from asr.audio import decode
 from asr.metrics import char_errors
 from asr.models import ModelError
 from asr.types import AsrOptions, Layout
-from asr.worker import load_engine, transcribe_channels
+from asr.worker import load_engine, transcribe_channels, warm_up
 
 
 @dataclass
@@ -60,7 +60,7 @@ def run(corpus: Path, *, as_json: bool, verbose: bool, compare_openai: bool = Tr
     settings.ensure_dirs()
     started = time.perf_counter()
     options = asr_options(settings, "caller-left")
-    engine = load_engine(options, settings.models_dir)
+    engine = warm_up(options, settings.models_dir)  # as a worker does before its first job
     load_s = time.perf_counter() - started
     items = _transcribe_corpus(corpus, settings, options)
     report = _summary(items, load_s)
@@ -154,7 +154,8 @@ def _print(report: dict[str, Any], items: list[Item], verbose: bool) -> None:
             der = f"  DER {g['der']:.1%}" if g["der"] is not None else ""
             files = f"({g['files']} files, {g['audio_s']:.0f} s audio)"
             print(f"{kind:9} CER {g['cer']:.1%}  RTF {g['rtf']:.3f}{der}  {files}")
-    print(f"model load {report['model_load_s']:.2f} s   peak RSS {report['peak_rss_mib']:.0f} MiB (whole run)")
+    print(f"model load and warm-up {report['model_load_s']:.2f} s   "
+          f"peak RSS {report['peak_rss_mib']:.0f} MiB (whole run)")
     ow = report.get("openai_whisper")
     if ow and "skipped" in ow:
         print(f"openai-whisper: skipped ({ow['skipped']})")

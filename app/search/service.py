@@ -204,6 +204,7 @@ def highlight(text: str, tokens: Iterable[str]) -> str:
 class _Shown:
     entry: SearchEntry
     speaker: str | None
+    words: list[list[Any]] | None  # the segment's timed words, [[start, end, text], …]
 
 
 def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], tokens: list[str]) -> dict[int, _Shown]:
@@ -211,7 +212,7 @@ def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], toke
     case's fields (a hit should open the audio where it was said), then the most query words, the earliest
     second."""
     rows = db.execute(
-        sa.select(SearchEntry, Segment.speaker)
+        sa.select(SearchEntry, Segment.speaker, Segment.words)
         .outerjoin(Segment, Segment.id == SearchEntry.segment_id)
         .where(SearchEntry.case_id.in_(case_ids))
     ).all()
@@ -223,19 +224,41 @@ def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], toke
                 -(entry.start or 0.0), -entry.id)
 
     best: dict[int, tuple[tuple[int, bool, int, float, int], _Shown]] = {}
-    for entry, speaker in rows:
+    for entry, speaker, words in rows:
         s = score(entry)
         if entry.case_id not in best or s > best[entry.case_id][0]:
-            best[entry.case_id] = (s, _Shown(entry, speaker))
+            best[entry.case_id] = (s, _Shown(entry, speaker, words))
     return {case_id: shown for case_id, (_, shown) in best.items()}
+
+
+def said_at(text: str, words: Sequence[Sequence[Any]] | None, tokens: Iterable[str]) -> float | None:
+    """The second the first query word in ``text`` (a segment's) was said: the start of the segment's word
+    it falls in. None when the segment has no word timings (or they do not spell its text) or no query
+    word is in it."""
+    if not words or "".join(str(w[2]) for w in words) != text:
+        return None
+    wanted = {t.lower() for t in tokens}
+    first = min((start for token, start, _ in token_spans(text) if token in wanted), default=None)
+    if first is None:
+        return None
+    pos = 0
+    for start, _end, word in words:
+        pos += len(word)
+        if first < pos:
+            return float(start)
+    return None
 
 
 def _hit(case: Case, shown: _Shown | None, tokens: list[str]) -> SearchHit:
     text = shown.entry.text if shown else case.summary
+    start = shown.entry.start if shown else None
+    if shown and start is not None:  # a segment: open the audio where the word was said, not where it began
+        word_start = said_at(text, shown.words, tokens)
+        start = start if word_start is None else word_start
     return SearchHit(
         case_id=case.id, case_no=case.case_no, category=case.category, status=case.status,
         enterprise=case.enterprise, district=case.district,
-        segment_id=shown.entry.segment_id if shown else None, start=shown.entry.start if shown else None,
+        segment_id=shown.entry.segment_id if shown else None, start=start,
         speaker=shown.speaker if shown else None, text=text, highlighted=highlight(text, tokens),
     )
 

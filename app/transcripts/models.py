@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, utcnow
@@ -36,6 +37,13 @@ class Segment(Base):
     end: Mapped[float]
     speaker: Mapped[str] = mapped_column(sa.String(32))
     text: Mapped[str] = mapped_column(sa.Text)
+    # [[start, end, text], …]: the words of ``text`` (they concatenate to it) and when each was said;
+    # NULL before migration 0008 and where no timings were made
+    words: Mapped[list[list[Any]] | None] = mapped_column(sa.JSON)
+
+
+# A word of a segment on the wire: [start, end, text] (seconds from the recording's start).
+TimedWord = tuple[float, float, str]
 
 
 class SegmentRead(BaseModel):
@@ -47,6 +55,12 @@ class SegmentRead(BaseModel):
     end: float
     speaker: str
     text: str
+    words: list[TimedWord] = []  # concatenate to ``text``; [] where none were made
+
+    @field_validator("words", mode="before")
+    @classmethod
+    def _none_is_no_words(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class TranscriptRead(BaseModel):

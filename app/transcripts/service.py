@@ -15,7 +15,8 @@ def store(*, db: Session, recording_id: int, result: asr.Transcript, kind: str =
         language=result.language, duration=result.duration, processing_s=result.processing_s,
     )
     transcript.segments = [
-        Segment(idx=i, start=s.start, end=s.end, speaker=s.speaker, text=s.text)
+        Segment(idx=i, start=s.start, end=s.end, speaker=s.speaker, text=s.text,
+                words=[[w.start, w.end, w.text] for w in s.words] or None)
         for i, s in enumerate(result.segments)
     ]
     db.add(transcript)

@@ -6,12 +6,14 @@ rest of the pipeline (and ``hotline bench asr``) does not care which one ran.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+from asr.types import Word
 
 SAMPLE_RATE = 16_000
 # A pause of half a second ends an utterance; none passes 28 s (Whisper's window is 30 s).
@@ -23,6 +25,9 @@ class RawSegment:
     start: float
     end: float
     text: str
+    # Whisper's pieces of ``text`` (a character or a few) with when each was said, in seconds from the
+    # recording's start; asr/words.py carries them over to the cleaned-up text's words
+    words: list[Word] = field(default_factory=list, hash=False)
 
 
 class Engine(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from faster_whisper.tokenizer import Tokenizer
 
 from asr.engines import SAMPLE_RATE, RawSegment, utterances
 from asr.types import AsrOptions
+from asr.words import align_batch
 
 _TAIL_S = 1.0  # silence after each utterance inside its window (the model expects audio to trail off)
-_BATCH = 8
+_BATCH = 4  # utterances per decode; small batches keep both workers busy to the end of a call
 _MAX_TOKENS = 448  # Whisper's text context: prompt + output
 
 
@@ -48,10 +50,14 @@ class _Utterance:
 class FasterWhisperEngine:
     name = "faster-whisper"
 
-    def __init__(self, model_dir: Path, options: AsrOptions, *, workers: int = 1) -> None:
-        """``workers`` > 1: that many decodes may run at once (each on ``options.threads`` cores, default
-        one), as live decoding wants; 1: one decode at a time on all cores, as post-call jobs want."""
-        threads = options.threads or (1 if workers > 1 else os.cpu_count() or 1)
+    def __init__(self, model_dir: Path, options: AsrOptions, *, workers: int | None = None) -> None:
+        """``workers``: how many decodes may run at once, each on ``options.threads`` cores (default one);
+        by default as many as the cores allow. A recording's batches are spread over them: on 2 cores two
+        one-thread decodes side by side get through a call faster than one decode on two threads, whose
+        small matrix products leave the threads waiting on each other."""
+        threads = options.threads or 1
+        workers = workers or max(1, (os.cpu_count() or 1) // threads)
+        self.workers = workers
         self.model_dir = model_dir
         self.options = options
         self._whisper = WhisperModel(str(model_dir), device="cpu", compute_type=options.compute_type,
@@ -76,11 +82,11 @@ class FasterWhisperEngine:
         ]
         results: list[list[RawSegment]] = [[] for _ in channels]
         pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
-        with self._lock:
-            for i in range(0, len(pending), _BATCH):
-                batch = pending[i : i + _BATCH]
-                for utt, text in zip(batch, self._decode(batch), strict=True):
-                    results[utt.channel].append(RawSegment(utt.start, utt.end, text))
+        batches = [pending[i : i + _BATCH] for i in range(0, len(pending), _BATCH)][::-1]  # longest first
+        with ThreadPoolExecutor(self.workers) as pool:
+            for batch, decoded in zip(batches, pool.map(self._decode_words, batches), strict=True):
+                for utt, segment in zip(batch, decoded, strict=True):
+                    results[utt.channel].append(segment)
         for segments in results:
             segments.sort(key=lambda s: s.start)
         return results
@@ -92,14 +98,21 @@ class FasterWhisperEngine:
                             self._whisper.feature_extractor(np.pad(c, (0, int(tail * SAMPLE_RATE)))))
                  for c in clips]
         with self._lock:
-            return self._decode(batch, beam_size)
+            return [decoded.text for decoded in self._decode(batch, beam_size)]
+
+    def _decode_words(self, batch: list[_Utterance]) -> list[RawSegment]:
+        with self._lock:
+            return self._decode(batch, words=True)
 
     def _prepare(self, channel: int, audio: np.ndarray, start: float, end: float) -> _Utterance:
         clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         padded = np.pad(clip, (0, int(_TAIL_S * SAMPLE_RATE)))
         return _Utterance(channel, start, end, self._whisper.feature_extractor(padded))
 
-    def _decode(self, batch: list[_Utterance], beam_size: int | None = None) -> list[str]:
+    def _decode(self, batch: list[_Utterance], beam_size: int | None = None, *,
+                words: bool = False) -> list[RawSegment]:
+        """Each utterance's text; ``words``: with its timed pieces too (asr/words.py), aligned on this
+        batch's encoder output (no second encoder pass)."""
         frames = max(u.features.shape[1] for u in batch)
         stacked = np.stack([np.pad(u.features, ((0, 0), (0, frames - u.features.shape[1]))) for u in batch])
         encoded = self._whisper.model.encode(ctranslate2.StorageView.from_array(stacked.astype(np.float32)),
@@ -109,4 +122,8 @@ class FasterWhisperEngine:
             max_length=_max_length(batch, len(self._prefix)), suppress_blank=True, suppress_tokens=[-1],
         )
         eot = self._tokenizer.eot
-        return [self._tokenizer.decode([t for t in r.sequences_ids[0] if t < eot]) for r in results]
+        tokens = [[t for t in r.sequences_ids[0] if t < eot] for r in results]
+        timed = (align_batch(self._whisper.model, self._tokenizer, encoded, tokens, [u.features for u in batch],
+                             [(u.start, u.end) for u in batch]) if words else [[] for _ in batch])
+        return [RawSegment(u.start, u.end, self._tokenizer.decode(t), w)
+                for u, t, w in zip(batch, tokens, timed, strict=True)]

@@ -122,6 +122,13 @@ def test_staff_work_a_call_in_the_browser(server: Server, shots: Path, tmp_path:
             "t => !document.querySelector('[data-test=player-time]').innerText.startsWith(t)", arg=clock[:5],
             timeout=10_000)
         page.click("[data-test=play]")
+        # word by word: clicking a word plays from it, and the word being played is lit
+        word_span = page.locator("[data-test=final-line]").nth(1).locator(".word").nth(1)
+        at = float(word_span.get_attribute("data-start") or "nan")
+        word_span.click()
+        page.wait_for_function("s => document.querySelector('[data-test=player-time]').innerText.startsWith(s)",
+                               arg=f"00:{int(at):02d}", timeout=5_000)
+        assert page.locator(".line.active .word.current").inner_text() == word_span.inner_text()
         page.screenshot(path=shots / "05-case-detail.png")
         with page.expect_download(timeout=30_000) as download:
             page.click("[data-test=download]")

@@ -9,6 +9,9 @@ export interface User {
   active: boolean
 }
 
+/** A word of a post-call segment and when it was said: [start, end, text], seconds from the recording's start. */
+export type TimedWord = [start: number, end: number, text: string]
+
 export interface Segment {
   id?: number
   idx?: number
@@ -16,6 +19,7 @@ export interface Segment {
   end: number
   speaker: string
   text: string
+  words?: TimedWord[] // concatenate to ``text``; [] (or absent: live segments) where none were made
 }
 
 export interface Transcript {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LiveTranscript, activeSegment, speakerLabel } from './transcript'
+import { LiveTranscript, activeSegment, activeWord, speakerLabel } from './transcript'
 
 describe('LiveTranscript', () => {
   it('shows a partial as provisional and replaces it with later partials, then the final', () => {
@@ -54,6 +54,28 @@ describe('activeSegment', () => {
     expect(activeSegment(segs, -1)).toBe(-1)
     expect(activeSegment(segs, 12)).toBe(-1)
     expect(activeSegment([], 1)).toBe(-1)
+  })
+})
+
+describe('activeWord', () => {
+  const words: [number, number, string][] = [[3.65, 3.79, '我们'], [3.79, 3.99, '是'], [4.15, 4.51, '青岛'], [4.51, 4.87, '联创。']]
+  it('finds the word being played, its start included and its end not', () => {
+    expect(activeWord(words, 3.65)).toBe(0)
+    expect(activeWord(words, 3.78)).toBe(0)
+    expect(activeWord(words, 3.79)).toBe(1)
+    expect(activeWord(words, 4.6)).toBe(3)
+  })
+  it('keeps the last word lit through a short gap until the next starts', () => {
+    expect(activeWord(words, 4.05)).toBe(1)
+  })
+  it('is -1 before the first word, once the last has ended, and without words', () => {
+    expect(activeWord(words, 3.5)).toBe(-1)
+    expect(activeWord(words, 4.87)).toBe(-1)
+    expect(activeWord(words, -1)).toBe(-1)
+    expect(activeWord([], 4)).toBe(-1)
+  })
+  it('lights the later of two words that start together (a word clean-up added takes no time)', () => {
+    expect(activeWord([[1, 1, '，'], [1, 1.4, '好']], 1)).toBe(1)
   })
 })
 

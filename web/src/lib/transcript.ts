@@ -95,6 +95,26 @@ export function activeSegment(segments: readonly Timed[], t: number): number {
   return -1
 }
 
+/** The index of the word being heard at ``t`` seconds in a segment's words ([start, end, text], in order): the
+ * last one started by then, kept lit through a short gap until the next one starts; -1 before the first word
+ * and once the last one has ended. */
+export function activeWord(words: readonly (readonly [number, number, string])[], t: number): number {
+  let lo = 0
+  let hi = words.length - 1
+  let last = -1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (words[mid][0] <= t) {
+      last = mid
+      lo = mid + 1
+    } else {
+      hi = mid - 1
+    }
+  }
+  if (last < 0 || (last === words.length - 1 && t >= words[last][1])) return -1
+  return last
+}
+
 export const SPEAKER_LABELS: Record<string, string> = {
   caller: '来电人',
   agent: '接线员',
