@@ -282,7 +282,8 @@ def _wait_for_cases(database: Database, recording_ids: list[int]) -> None:
 def transcribe(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     layout: LayoutOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {duration, segments:[{start,end,speaker,text}]}")]
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON: {duration, segments:[{start,end,speaker,text,words}]}")]
     = False,
 ) -> None:
     """Transcribe one file with the real model and print it (nothing is stored)."""
@@ -304,8 +305,8 @@ def transcribe(
     if as_json:
         doc = {"duration": result.duration, "language": result.language, "engine": result.engine,
                "model": result.model, "processing_s": result.processing_s,
-               "segments": [{"start": s.start, "end": s.end, "speaker": s.speaker, "text": s.text}
-                            for s in result.segments]}
+               "segments": [{"start": s.start, "end": s.end, "speaker": s.speaker, "text": s.text,
+                             "words": [[w.start, w.end, w.text] for w in s.words]} for s in result.segments]}
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=1))
         return
     for s in result.segments:

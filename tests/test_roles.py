@@ -318,3 +318,14 @@ def test_a_refused_token_on_a_websocket_is_audited_too(client: TestClient, datab
     events = _actions(database)[before:]
     assert [(e.action, e.subject_id, e.details["method"]) for e in events] == [
         ("auth.token_rejected", "/api/v1/calls/live", "WEBSOCKET")]
+
+
+def test_call_ids_are_never_masked() -> None:
+    """A call's hex id can hold a run of digits shaped like a landline (0735644094…): masked, the browser
+    could no longer follow the call (a live event's call_id once came back as 073***4094…)."""
+    masking = Masking(phones=True, ids=True)
+    event = {"call_id": "0735644094dd41a9959cbf09967917d7", "external_id": "CA0532888866661234",
+             "text": "我的电话是0532-8888 6666"}
+    masked = masking.payload(event)
+    assert masked["call_id"] == event["call_id"] and masked["external_id"] == event["external_id"]
+    assert "8888 6666" not in masked["text"]

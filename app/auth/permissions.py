@@ -95,7 +95,8 @@ _PHONE = re.compile(
 PHONE_KEYS = frozenset({"caller", "caller_phone", "phone", "phone_number", "callback_phone"})
 WORDS_KEY = "words"  # a segment's timed words, [[start, end, text], …]: masked as the text they make together
 # Fields that hold digests and identifiers, never personal numbers: left as they are.
-OPAQUE_KEYS = frozenset({"hash", "prev_hash", "sha256", "call_uuid", "access_token", "head_hash", "expected_hash"})
+OPAQUE_KEYS = frozenset({"hash", "prev_hash", "sha256", "call_uuid", "call_id", "external_id", "access_token",
+                         "head_hash", "expected_hash"})
 
 
 _PLAIN = str.maketrans({**_DIGITS, **_ID_CHECK})

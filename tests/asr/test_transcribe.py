@@ -80,4 +80,6 @@ def test_cli_transcribe_json(tmp_path: Path) -> None:
     doc = json.loads(out.stdout)
     assert doc["duration"] == pytest.approx(28.98, abs=0.01)
     assert {s["speaker"] for s in doc["segments"]} == {"caller", "agent"}
-    assert set(doc["segments"][0]) == {"start", "end", "speaker", "text"}
+    assert set(doc["segments"][0]) == {"start", "end", "speaker", "text", "words"}
+    for segment in doc["segments"]:
+        assert "".join(word[2] for word in segment["words"]) == segment["text"]
