@@ -95,11 +95,16 @@ class Corrector:
         n = len(term.text)
         if n <= 3 and _word_freq().get(stretch, 0) >= _COMMON_WORD_FREQ:
             return False
-        costs = [min(syllable_cost(r, t) for r in _readings(ch)) for ch, t in zip(stretch, term.syllables,
-                                                                                    strict=True)]
-        if n == 2:
-            return sum(costs) == 0.0
-        return sum(costs) / n <= 0.2 and (n >= 6 or max(costs) < 1.0)
+        # Two characters: the same syllables; longer: 0.2 a syllable on average, and no wholly different
+        # syllable below six characters. Checked syllable by syllable, stopping at the first that breaks it.
+        budget = 0.0 if n == 2 else 0.2 * n
+        total = 0.0
+        for ch, syllable in zip(stretch, term.syllables, strict=True):
+            cost = min(syllable_cost(r, syllable) for r in _readings(ch))
+            total += cost
+            if total > budget or (cost >= 1.0 and n < 6):
+                return False
+        return True
 
     def correct(self, text: str) -> tuple[str, list[tuple[str, str]]]:
         """The corrected text and the (heard, replaced by) pairs."""

@@ -74,16 +74,16 @@ class FasterWhisperEngine:
     ) -> list[list[RawSegment]]:
         """Utterances of each channel with their text; times in seconds from the recording's start.
         ``regions``: the stretches to decode per channel (e.g. speaker turns); default: found by VAD."""
-        spans = regions or [utterances(audio) for audio in channels]
-        pending = [
-            self._prepare(i, audio, start, end)
-            for i, audio in enumerate(channels)
-            for start, end in spans[i]
-        ]
         results: list[list[RawSegment]] = [[] for _ in channels]
-        pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
-        batches = [pending[i : i + _BATCH] for i in range(0, len(pending), _BATCH)][::-1]  # longest first
         with ThreadPoolExecutor(self.workers) as pool:
+            spans = regions or list(pool.map(utterances, channels))  # the channels' VAD side by side too
+            pending = [
+                self._prepare(i, audio, start, end)
+                for i, audio in enumerate(channels)
+                for start, end in spans[i]
+            ]
+            pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
+            batches = [pending[i : i + _BATCH] for i in range(0, len(pending), _BATCH)][::-1]  # longest first
             for batch, decoded in zip(batches, pool.map(self._decode_words, batches), strict=True):
                 for utt, segment in zip(batch, decoded, strict=True):
                     results[utt.channel].append(segment)
