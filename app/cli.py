@@ -144,6 +144,10 @@ def _preload_model(settings: Settings) -> None:
 
     try:
         warm_up(asr_options(settings, settings.default_layout), settings.models_dir)
+        if settings.diarization_dir:  # a broken pyannote directory is reported now, not at the first session
+            from asr.diarize_pyannote import load_pipeline
+
+            load_pipeline(settings.diarization_dir)
     except ModelError as e:
         logging.getLogger("hotline.worker").error("%s", e)
 
@@ -463,8 +467,13 @@ def bench_asr(
     """Transcribe every file of a corpus and print CER (normalized: NFKC, simplified, numerals read out, no
     punctuation), real-time factor and peak memory, and the same through openai-whisper for comparison."""
     from app.bench import asr as bench
+    from asr.models import ModelError
 
-    bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai)
+    try:
+        bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai)
+    except ModelError as e:  # a model or diarization directory that is missing or broken: say what to set
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
 
 
 @bench_app.command("search")

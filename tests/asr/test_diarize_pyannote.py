@@ -265,3 +265,33 @@ def test_setting_reaches_asr_options(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert asr_options(Settings(), "mono").diarization_dir == tmp_path
     monkeypatch.delenv("HOTLINE_DIARIZATION_DIR")
     assert asr_options(Settings(), "mono").diarization_dir is None
+
+
+def test_worker_reports_a_broken_directory_at_startup(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The worker loads the pipeline before taking jobs, so a wrong setting is in the log at once."""
+    import logging
+
+    from app.cli import _preload_model
+    from app.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "var", diarization_dir=tmp_path / "missing")
+    settings.ensure_dirs()
+    with caplog.at_level(logging.ERROR, logger="hotline.worker"):
+        _preload_model(settings)
+    assert "Diarization weights directory not found" in caplog.text
+
+
+def test_bench_says_what_to_set(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SESSION, corpus / "MD01.wav")
+    shutil.copy(DATA / "truth_MD01.json", corpus / "MD01.json")
+    env = {**os.environ, "HOTLINE_DATA_DIR": str(tmp_path / "var"), "HOTLINE_DIARIZATION_DIR": str(tmp_path / "no")}
+    out = subprocess.run([sys.executable, "-m", "app.cli", "bench", "asr", str(corpus), "--no-openai"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "HOTLINE_DIARIZATION_DIR" in out.stderr and "Traceback" not in out.stderr
