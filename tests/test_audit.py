@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -326,21 +328,37 @@ def test_api_lists_events_newest_first_with_filters(client: TestClient, database
 # --- the case timeline -------------------------------------------------------------------------------------------
 
 
-def test_timeline_has_the_case_its_recording_transcript_and_call_in_order_paginated(
-    client: TestClient, settings: Settings, database: Database, auditor: dict[str, str]
-) -> None:
-    case_id = file_transcript(database, [("caller", "公司拖欠工资三个月"), ("agent", "好的")], name="tl")
+@dataclass(frozen=True)
+class _Filed:
+    id: int
+    recording_id: int
+    transcript_id: int
+    call_id: int
+
+
+def _filed_call(database: Database, settings: Settings, said: list[tuple[str, str]], name: str) -> _Filed:
+    """A case filed from a transcript of ``said``, its recording's audio on disk and the SIP call it came from."""
+    case_id = file_transcript(database, said, name=name)
     with database.session() as db:
         case = db.get(Case, case_id)
-        assert case is not None
+        assert case is not None and case.transcript_id is not None
         rec = db.get(Recording, case.recording_id)
         assert rec is not None
         (settings.recordings_dir / rec.path).write_bytes(CALL.read_bytes())
-        call = Call(call_uuid="d" * 32, source="sip", external_id="tl@pbx", caller="13812345678", called="12351",
-                    channel="来电", status="ended", started_at=utcnow(), recording_id=rec.id)
+        call = Call(call_uuid=uuid.uuid4().hex, source="sip", external_id=f"{name}@pbx", caller="13812345678",
+                    called="12351", channel="来电", status="ended", started_at=utcnow(), recording_id=rec.id)
         db.add(call)
         db.flush()
-        audit.record(db=db, actor="system", action="call.ended", subject_type="call", subject_id=call.id)
+        return _Filed(case_id, rec.id, case.transcript_id, call.id)
+
+
+def test_timeline_has_the_case_its_recording_transcript_and_call_in_order_paginated(
+    client: TestClient, settings: Settings, database: Database, auditor: dict[str, str]
+) -> None:
+    case = _filed_call(database, settings, [("caller", "公司拖欠工资三个月"), ("agent", "好的")], name="tl")
+    case_id = case.id
+    with database.session() as db:
+        audit.record(db=db, actor="system", action="call.ended", subject_type="call", subject_id=case.call_id)
         audit.record(db=db, actor="worker:x", action="transcript.corrected", subject_type="transcript",
                      subject_id=str(case.transcript_id))
         other = audit.record(db=db, actor="system", action="case.read", subject_type="case", subject_id=case_id + 1)
@@ -422,19 +440,9 @@ def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int)
 def test_every_route_that_succeeds_writes_an_audit_event(
     client: TestClient, settings: Settings, database: Database, auditor: dict[str, str]
 ) -> None:
-    case_id = file_transcript(database, [("caller", "公司拖欠工资三个月，一共八千六百元"), ("agent", "好的")],
-                              name="walk")
-    with database.session() as db:
-        case = db.get(Case, case_id)
-        assert case is not None
-        rec = db.get(Recording, case.recording_id)
-        assert rec is not None
-        (settings.recordings_dir / rec.path).write_bytes(CALL.read_bytes())
-        call = Call(call_uuid="e" * 32, source="sip", external_id="w@pbx", caller="13812345678", called="12351",
-                    channel="来电", status="ended", started_at=utcnow(), recording_id=rec.id)
-        db.add(call)
-        db.flush()
-        call_id = call.id
+    case = _filed_call(database, settings, [("caller", "公司拖欠工资三个月，一共八千六百元"), ("agent", "好的")],
+                       name="walk")
+    case_id, call_id = case.id, case.call_id
     requests = _requests(settings)
     seen: dict[str, Any] = {}
     silent, failed, audited = [], [], []
@@ -443,7 +451,7 @@ def test_every_route_that_succeeds_writes_an_audit_event(
         with database.session() as db:
             before = db.execute(sa.select(sa.func.max(AuditEvent.seq))).scalar_one() or 0
         kwargs = requests.get(key, lambda _: {})(seen)
-        r = client.request(route.method, concrete(route.path, _values(seen, case_id, rec.id, call_id)),
+        r = client.request(route.method, concrete(route.path, _values(seen, case_id, case.recording_id, call_id)),
                            headers=auditor, **kwargs)
         if r.headers.get("content-type", "").startswith("application/json"):
             seen[f"{route.method} {route.path}"] = r.json()

@@ -16,10 +16,8 @@ question is about. Nothing recognisable at all is 其他 with confidence 0.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from typing import Any
 
 import jieba
 
+from app.search.tokenize import jieba_with
 from asr.types import Segment
 
 OTHER = "其他"
@@ -82,7 +81,6 @@ DISPUTE_TERMS = ("拖欠", "欠", "没发", "不发", "克扣", "辞退", "开�
                  "逼", "不给", "不交", "没交", "没有给", "投诉")
 RULES_WEIGHT = 0.6
 _WORD = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -99,14 +97,7 @@ class Categorization:
 
 @lru_cache(maxsize=1)
 def _tokenizer() -> jieba.Tokenizer:
-    jieba.setLogLevel(logging.WARNING)
-    tok = jieba.Tokenizer()
-    with _lock:
-        tok.initialize()
-        for rule in DEFAULT_TAXONOMY:
-            for term in rule.terms:
-                tok.add_word(term, freq=20000)
-    return tok
+    return jieba_with(term for rule in DEFAULT_TAXONOMY for term in rule.terms)
 
 
 def tokens(text: str) -> list[str]:

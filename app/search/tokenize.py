@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,15 +24,20 @@ MAX_TOKEN = 64  # longer "words" (a pasted URL, a run of digits) are not indexed
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _tokenizer() -> jieba.Tokenizer:
+def jieba_with(words: Iterable[str]) -> jieba.Tokenizer:
+    """A jieba tokenizer of its own (jieba's global one is left alone) that keeps ``words`` whole."""
     jieba.setLogLevel(logging.WARNING)
     tok = jieba.Tokenizer()
     with _lock:
         tok.initialize()
-        for word in DOMAIN_WORDS:
+        for word in words:
             tok.add_word(word, freq=20000)
     return tok
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> jieba.Tokenizer:
+    return jieba_with(DOMAIN_WORDS)
 
 
 def _keep(token: str) -> bool:
