@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,10 @@ asr_app = typer.Typer(help="Speech-recognition models.", no_args_is_help=True)
 app.add_typer(asr_app, name="asr")
 sla_app = typer.Typer(help="Case SLA clocks and reminders.", no_args_is_help=True)
 app.add_typer(sla_app, name="sla")
+cases_app = typer.Typer(help="Cases (工单): process existing ones again.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+enterprises_app = typer.Typer(help="The enterprise registry (企业库): import and list.", no_args_is_help=True)
+app.add_typer(enterprises_app, name="enterprises")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -310,7 +315,8 @@ def transcribe(
         doc = {"duration": result.duration, "language": result.language, "engine": result.engine,
                "model": result.model, "processing_s": result.processing_s,
                "segments": [{"start": s.start, "end": s.end, "speaker": s.speaker, "text": s.text,
-                             "words": [[w.start, w.end, w.text] for w in s.words]} for s in result.segments]}
+                             "words": [[w.start, w.end, w.text, w.probability] for w in s.words]}
+                            for s in result.segments]}
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=1))
         return
     for s in result.segments:
@@ -391,6 +397,69 @@ def sla_sweep() -> None:
                    "(retried at the next sweep)")
 
 
+@cases_app.command("refresh")
+def cases_refresh(
+    since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"],
+                                                   help="Only cases created on or after this day (Beijing)")] = None,
+    retranscribe: Annotated[bool, typer.Option(help="Transcribe each recording again first; segments a person "
+                                                    "edited are kept")] = False,
+) -> None:
+    """Process existing cases again with what the site knows now (lexicon, enterprises on file): term
+    correction of transcript segments nobody edited, then the suggested fields, applied only to fields nobody
+    set or confirmed. Every change is audited with actor `refresh`."""
+    from collections import Counter
+
+    from app.cases import service as cases
+    from app.transcripts import flows
+    from asr.audio import AudioError
+    from asr.models import ModelError
+
+    _setup_logging()
+    settings = Settings()
+    fields: Counter[str] = Counter()
+    seen = changed_cases = terms = failed = 0
+    removed = kept = added = 0
+    with _database(settings) as database:
+        with database.session() as db:
+            ids = cases.ids_since(db=db, since=since.date() if since else None)
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("重新处理工单", total=len(ids))
+            for case_id in ids:
+                try:
+                    done = flows.refresh_case(database=database, settings=settings, case_id=case_id,
+                                              actor="refresh", retranscribe=retranscribe)
+                except (ValueError, AudioError, ModelError) as e:
+                    failed += 1
+                    progress.console.print(f"[red]✗ 工单 #{case_id}：{e}[/]")
+                    progress.advance(task)
+                    continue
+                seen += 1
+                progress.update(task, description=f"重新处理 {done.case_no}")
+                fields.update(done.changed_fields)
+                changed_cases += bool(done.changed_fields)
+                terms += done.terms_corrected
+                if done.replaced:
+                    removed, kept, added = (removed + done.replaced.removed, kept + done.replaced.kept,
+                                            added + done.replaced.added)
+                if done.skipped:
+                    progress.console.print(f"[yellow]工单 {done.case_no} 未重新转写：{done.skipped}[/]")
+                if done.changed_fields:
+                    progress.console.print(f"{done.case_no}：{'、'.join(done.changed_fields)}")
+                progress.advance(task)
+    summary = {"cases_seen": seen, "cases_changed": changed_cases, "fields_changed": sum(fields.values()),
+               "by_field": dict(fields), "segments_term_corrected": terms, "failed": failed}
+    if retranscribe:
+        summary |= {"segments_removed": removed, "segments_kept_edited": kept, "segments_added": added}
+    typer.echo(f"工单 {seen} 件，其中 {changed_cases} 件有字段更新，共更新字段 {summary['fields_changed']} 个"
+               f"（{'、'.join(f'{k} {v}' for k, v in fields.most_common()) or '无'}）；"
+               f"术语纠正 {terms} 段" + (f"；重新转写：替换 {removed} 段，保留人工校对 {kept} 段，新增 {added} 段"
+                                      if retranscribe else "") + (f"；失败 {failed} 件" if failed else ""))
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+    raise typer.Exit(1 if failed else 0)
+
+
 @asr_app.command("export-openai")
 def asr_export_openai(
     out: Annotated[Path | None, typer.Option(help="Checkpoint path (default: in the model cache, where the "
@@ -458,19 +527,33 @@ def bench_live(
 
 @bench_app.command("asr")
 def bench_asr(
-    corpus: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                           help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev)")],
+    corpus: Annotated[Path | None, typer.Argument(
+        exists=True, file_okay=False, help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev); "
+                                           "not with --from-corrections")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print reference and hypothesis texts")] = False,
     openai: Annotated[bool, typer.Option(help="Also run openai-whisper on the same audio for a speed ratio")] = True,
+    from_corrections: Annotated[bool, typer.Option(
+        "--from-corrections", help="No corpus: CER of the machine's text against people's corrections in this "
+                                   "site's database, overall and per speaker, and a correction's latency")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also run plain faster-whisper (same weights, beam 5, "
+                                                           "its own VAD, no prompt) and print both CERs")] = False,
 ) -> None:
     """Transcribe every file of a corpus and print CER (normalized: NFKC, simplified, numerals read out, no
     punctuation), real-time factor and peak memory, and the same through openai-whisper for comparison."""
     from app.bench import asr as bench
     from asr.models import ModelError
 
+    if from_corrections:
+        settings = Settings()
+        with _database(settings) as database:
+            bench.from_corrections(database, as_json=as_json)
+        return
+    if corpus is None:
+        err.print("[red]give a corpus folder (or --from-corrections)[/]")
+        raise typer.Exit(2)
     try:
-        bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai)
+        bench.run(corpus, as_json=as_json, verbose=verbose, compare_openai=openai, baseline=baseline)
     except ModelError as e:  # a model or diarization directory that is missing or broken: say what to set
         err.print(f"[red]{e}[/]")
         raise typer.Exit(2) from e
@@ -502,12 +585,84 @@ def bench_cases(
     corpus: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                            help="A corpus folder: NAME.wav + NAME.json truth (../shared/corpus/dev)")],
     as_json: Annotated[bool, typer.Option("--json", help="Print per-call results as JSON")] = False,
+    registry_size: Annotated[int, typer.Option(help="Generated enterprises in the registry beside the corpus's "
+                                                    "registry_seed.csv")] = 20_000,
+    registry_seed: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Registry rows (CSV) to "
+                                                       "seed instead of CORPUS/registry_seed.csv")] = None,
 ) -> None:
-    """Import each call into a fresh embedded instance (real transcription) and print the suggested category,
-    district, enterprise, amount and headcount against the truth, with totals."""
+    """Import each call into a fresh embedded instance (real transcription, an enterprise registry) and print
+    the suggested category, district, enterprise, amount and headcount against the truth, with totals."""
     from app.bench import cases as bench
 
-    bench.run(corpus, as_json=as_json)
+    bench.run(corpus, as_json=as_json, registry_size=registry_size, seed_file=registry_seed)
+
+
+@enterprises_app.command("import")
+def enterprises_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="CSV (UTF-8 or GBK) or XLSX: 企业名称, 统一社会信用代码, 区市, 地址, "
+                                              "行业, 企业类型, 别名")],
+    actor: Annotated[str, typer.Option(help="Who imports it (audit trail)")] = "cli",
+) -> None:
+    """Import or update the enterprise registry from PATH: all rows or none; bad rows are listed with their
+    row numbers and the command exits 1."""
+    from app.enterprises import service as enterprises
+
+    settings = Settings()
+    with _database(settings) as database, Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err,
+    ) as bar:
+        task = bar.add_task("读取", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        try:
+            with database.session() as db:
+                result = enterprises.import_file(db=db, path_or_bytes=path, actor=f"cli:{actor}", progress=progress)
+        except enterprises.ImportFailed as e:
+            bar.stop()
+            for row_error in e.errors:
+                where = f"第 {row_error.row} 行" if row_error.row else "文件"
+                column = f"［{row_error.column}］" if row_error.column else ""
+                typer.echo(f"{where}{column}：{row_error.message}")
+            err.print(f"[red]{e}[/]")
+            raise typer.Exit(1) from e
+    typer.echo(f"导入完成：{result.rows} 行，新增 {result.created}，更新 {result.updated}，"
+               f"未变 {result.unchanged}，新增别名 {result.aliases}")
+
+
+@enterprises_app.command("list")
+def enterprises_list(
+    q: Annotated[str | None, typer.Option(help="Name, alias or credit code contains this")] = None,
+    district: Annotated[str | None, typer.Option(help="e.g. 崂山区")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show")] = 50,
+    offset: Annotated[int, typer.Option(help="Rows to skip")] = 0,
+) -> None:
+    """List registered enterprises (tab-separated: id, name, credit code, district, type, cases)."""
+    from app.enterprises import service as enterprises
+
+    with _database(Settings()) as database, database.session() as db:
+        total, rows = enterprises.search(db=db, q=q, district=district, limit=limit, offset=offset)
+        for e, cases in rows:
+            typer.echo("\t".join([str(e.id), e.name, e.credit_code or "-", e.district or "-",
+                                   e.enterprise_type or "-", str(cases)]))
+    err.print(f"{total} 家企业" + (f"，显示 {offset + 1}–{offset + len(rows)}" if rows else ""))
+
+
+@bench_app.command("enterprises")
+def bench_enterprises(
+    size: Annotated[int, typer.Option(help="Registered enterprises to generate")] = 350_000,
+    mentions: Annotated[int, typer.Option(help="Garbled mentions of registered names (as many unregistered)")]
+    = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 12351,
+) -> None:
+    """Generate a registry of SIZE plausible Qingdao enterprise names, build the name resolver, and resolve
+    ASR-garbled mentions of registered and unregistered names: accuracy, no-match rate, latency, memory."""
+    from app.bench import enterprises as bench
+
+    bench.run(size=size, mentions=mentions, seed=seed)
 
 
 def main() -> None:

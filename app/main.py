@@ -22,6 +22,7 @@ from app.calls import views as call_views
 from app.cases import views as case_views
 from app.config import Settings
 from app.db import Database
+from app.enterprises import views as enterprise_views
 from app.errors import ApiError, api_error_handler
 from app.jobs import JobQueue
 from app.live import ingest as live_ingest
@@ -32,6 +33,7 @@ from app.recordings import views as recording_views
 from app.search import views as search_views
 from app.stats import views as stats_views
 from app.taxonomy import views as taxonomy_views
+from app.transcripts import views as transcript_views
 from app.users import views as user_views
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
-                   audit_views, notification_views, user_views, stats_views, taxonomy_views):
+                   audit_views, notification_views, user_views, stats_views, taxonomy_views, transcript_views,
+                   enterprise_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -39,7 +39,8 @@ _COMMON_WORD_FREQ = 50  # jieba dictionary frequency above which a 2-3 character
 
 
 @lru_cache(maxsize=4096)
-def _split(syllable: str) -> tuple[str, str]:
+def split_syllable(syllable: str) -> tuple[str, str]:
+    """A toneless pinyin syllable's initial and final: zhang → (zh, ang), an → ('', an)."""
     for ini in _INITIALS:
         if syllable.startswith(ini):
             return ini, syllable[len(ini):]
@@ -51,7 +52,7 @@ def syllable_cost(a: str, b: str) -> float:
     """0 same, 0.5 a usual confusion of initial or final (not both), 1 different."""
     if a == b:
         return 0.0
-    (ia, fa), (ib, fb) = _split(a), _split(b)
+    (ia, fa), (ib, fb) = split_syllable(a), split_syllable(b)
     if ia == ib and frozenset((fa, fb)) in _NEAR_FINALS:
         return 0.5
     if fa == fb and frozenset((ia, ib)) in _NEAR_INITIALS:

@@ -5,11 +5,13 @@ repetition loops, numbers in one form (asr/numbers.py). Domain-term correction i
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from opencc import OpenCC
 
 from asr.numbers import normalize_numbers
+from asr.types import DEFAULT_PROMPT
 
 # Text Whisper produces on silence or noise (subtitle credits and the like), never said on a hotline.
 HALLUCINATIONS = (
@@ -52,6 +54,33 @@ def is_hallucination(text: str) -> bool:
     return any(h.replace(" ", "") in squashed for h in HALLUCINATIONS)
 
 
+_SAID = re.compile(r"\w")
+
+
+def strip_prompt(text: str, prompt: str = DEFAULT_PROMPT) -> str:
+    """Text with the decoding prompt taken out: Whisper sometimes says its prompt back, whole or in part
+    (「以下是普通话的句子，」, 「以下是普通话录音，内容涉及工资」), mostly on silence or a recorded greeting.
+
+    A leak is a stretch of three characters or more matching the prompt's start (以下是…), or eight or more
+    matching anywhere in it; shorter shared words (职工服务热线, 工资) are what people say and stay. A
+    segment that is then mostly prompt (60% of its characters in stretches shared with it) is dropped
+    whole (''); otherwise only the leaked stretches are cut out."""
+    said = [(k, ch) for k, ch in enumerate(text) if _SAID.match(ch)]
+    wanted = "".join(_SAID.findall(prompt))
+    if not said or not wanted:
+        return text
+    spoken = "".join(ch for _, ch in said)
+    blocks = [b for b in SequenceMatcher(None, spoken, wanted, autojunk=False).get_matching_blocks() if b.size]
+    leaks = [b for b in blocks if (b.b == 0 and b.size >= 3) or b.size >= 8]
+    if not leaks:
+        return text
+    if sum(b.size for b in blocks if b.size >= 2) >= 0.6 * len(spoken):
+        return ""
+    cut = {said[i][0] for b in leaks for i in range(b.a, b.a + b.size)}
+    kept = "".join(ch for k, ch in enumerate(text) if k not in cut)
+    return re.sub(r"^[，。、；：？！,.;:?!\s]+", "", kept)
+
+
 _LONG_LOOP = re.compile(r"(.{13,80}?)\1+")
 _CUT_COPY = re.compile(r"(.{13,80}?)\1+(.{2,80})$")
 
@@ -69,10 +98,10 @@ def collapse_repeats(text: str) -> str:
     return _LONG_LOOP.sub(r"\1", text)
 
 
-def clean(text: str) -> str:
+def clean(text: str, prompt: str = DEFAULT_PROMPT) -> str:
     """Simplified, trimmed, full-width punctuation, no repetition loops, numbers in one form; '' for
-    known hallucinations."""
-    text = to_simplified(text.translate(_DIGITS_AND_BROKEN).strip())
+    known hallucinations and for what is mostly the decoding ``prompt`` said back (see strip_prompt)."""
+    text = strip_prompt(to_simplified(text.translate(_DIGITS_AND_BROKEN).strip()), prompt)
     if not text or is_hallucination(text):
         return ""
     text = re.sub(rf"(?<={_CJK})\s+(?={_CJK})", "", text)

@@ -21,6 +21,9 @@ _QUANTITY = re.compile(rf"(?<![{_NUMERAL}几])([{_NUMERAL}]{{2,}})(?=({'|'.join(
 _READOUT = re.compile(r"[零〇一二三四五六七八九幺]{5,}")
 _PERCENT = re.compile(rf"百分之([{_NUMERAL}]+)")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+# Digits with Chinese place words, as Whisper writes some amounts: 1万2千元, 3千5百块, 1万2元 (口语 12000).
+_MIXED = re.compile(rf"(?<![\d.])((?:\d[万千百十])+\d?)(?=({'|'.join(_MEASURES)}))")
+_ZH_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
 
 
 def chinese_to_int(text: str) -> int | None:
@@ -56,8 +59,20 @@ def _quantity(m: re.Match[str]) -> str:
     return str(value)
 
 
+def _mixed(m: re.Match[str]) -> str:
+    words = m.group(1).translate(_ZH_DIGITS)
+    value = chinese_to_int(words)
+    if value is None:
+        return m.group(1)
+    if words[-1] in _DIGIT and len(words) >= 3 and words[-2] in "万千百":  # 1万2 is 12000, not 10002
+        place = {"万": 10_000, "千": 1000, "百": 100}[words[-2]]
+        value += _DIGIT[words[-1]] * (place // 10 - 1)
+    return str(value)
+
+
 def normalize_numbers(text: str) -> str:
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
+    text = _MIXED.sub(_mixed, text)
     text = _PERCENT.sub(lambda m: f"{v}%" if (v := chinese_to_int(m.group(1))) is not None else m.group(0), text)
     text = _READOUT.sub(lambda m: "".join(str(_DIGIT.get(c, 1)) for c in m.group(0)), text)
     return _QUANTITY.sub(_quantity, text)

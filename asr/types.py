@@ -28,6 +28,7 @@ class Word:
     start: float
     end: float
     text: str
+    probability: float = 1.0  # the decoder's confidence in it (the least of its pieces'); below 0.5: re-listen
 
 
 @dataclass(frozen=True)

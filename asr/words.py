@@ -163,6 +163,22 @@ def carry_spans(pieces: Sequence[Word], text: str) -> list[Span | None]:
     return out
 
 
+def carry_probabilities(pieces: Sequence[Word], text: str) -> list[float]:
+    """The decoder's probability of each character of ``text``, matched like ``carry_spans``: a character
+    keeps its piece's probability, a replaced stretch the least of what it replaced; what clean-up added
+    (punctuation) counts as certain."""
+    raw = "".join(p.text for p in pieces)
+    probs = [p.probability for p in pieces for _ in p.text]
+    out = [1.0] * len(text)
+    matcher = SequenceMatcher(None, raw.translate(_FULL_WIDTH), text, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            out[j1:j2] = probs[i1:i2]
+        elif tag == "replace":
+            out[j1:j2] = [min(probs[i1:i2])] * (j2 - j1)
+    return out
+
+
 def _cap_pauses(raw: str, spans: list[Span]) -> list[Span]:
     """No said character longer than _MAX_CHAR_S, a backstop for pieces ``fit_to_speech`` could not fit
     (no sound found in them). The pause is taken to come before the character (where DTW puts it), after
@@ -208,6 +224,7 @@ def timed_words(pieces: Sequence[Word], text: str, start: float, end: float) -> 
     if not pieces or not text:
         return []
     spans = carry_spans(pieces, text)
+    probs = carry_probabilities(pieces, text)
     words: list[Word] = []
     pos = 0
     prev_end = start
@@ -220,6 +237,7 @@ def timed_words(pieces: Sequence[Word], text: str, start: float, end: float) -> 
             w_start = w_end = prev_end
         w_start = min(max(w_start, prev_end, start), end)
         w_end = min(max(w_end, w_start), end)
-        words.append(Word(round(w_start, 2), round(w_end, 2), cut))
+        said_probs = [probs[k] for k in range(pos - len(cut), pos) if _SPOKEN.match(text[k])]
+        words.append(Word(round(w_start, 2), round(w_end, 2), cut, round(min(said_probs, default=1.0), 3)))
         prev_end = w_end
     return words

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from asr.engines import Engine
 from asr.engines.faster_whisper import FasterWhisperEngine
 from asr.lexicon import default_corrector
 from asr.models import resolve_model_dir
+from asr.score import AudioScorer, TextScorer
 from asr.types import AsrOptions, Layout, Segment, Transcript
 
 _engines: dict[tuple[str, Path, str, int, int, str], Engine] = {}
@@ -86,5 +88,27 @@ def transcribe_channels(channels: list[np.ndarray], options: AsrOptions, engine:
 
 
 def transcribe_file(path: Path, options: AsrOptions, cache_dir: Path) -> Transcript:
+    return transcribe_and_score(path, options, cache_dir)[0]
+
+
+def transcribe_and_score(path: Path, options: AsrOptions, cache_dir: Path) -> tuple[Transcript, AudioScorer | None]:
+    """The transcript, and a scorer of candidate texts against the same audio (asr/score.py) for checking the
+    case's facts; None where the engine cannot score (openai-whisper)."""
     engine = load_engine(options, cache_dir)
-    return transcribe_channels(decode(path), options, engine)
+    channels = decode(path)
+    return transcribe_channels(channels, options, engine), _scorer(engine, channels, options.layout)
+
+
+def scorer_for(path: Path, options: AsrOptions, cache_dir: Path) -> AudioScorer | None:
+    """A scorer of candidate texts against a recording already transcribed (re-checking a case's facts)."""
+    return _scorer(load_engine(options, cache_dir), decode(path), options.layout)
+
+
+def _scorer(engine: Engine, channels: list[np.ndarray], layout: Layout) -> AudioScorer | None:
+    if not hasattr(engine, "score_encoded"):
+        return None
+    if layout == "mono" or len(channels) == 1:
+        by_role = {"room": np.mean(channels, axis=0).astype(np.float32)}
+    else:
+        by_role = dict(zip(speakers_for(layout), channels[:2], strict=True))
+    return AudioScorer(cast(TextScorer, engine), by_role)

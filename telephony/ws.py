@@ -36,6 +36,7 @@ from scipy.signal import firwin, lfilter
 
 from telephony import g711
 from telephony.frames import AudioChunk, CallEnded, CallStarted, FrameBus, Role
+from telephony.numbers import caller_id
 from telephony.recorder import LEGS, CallManifest, WavWriter, process_owner
 
 CALL_RATE = 8000  # telephone calls (Twilio, fork) are recorded at 8 kHz
@@ -103,9 +104,11 @@ class MediaSession:
     def start(cls, calls_dir: Path, *, source: str, external_id: str = "", caller: str = "", called: str = "",
               channel: str = "来电", layout: str = "caller-left", sample_rate: int = CALL_RATE,
               actor: str = "telephony", bus: FrameBus | None = None, clock: Clock = time.time) -> MediaSession:
-        """A new call starting now (a stream is answered as soon as it exists: ``answered_at`` = now)."""
+        """A new call starting now (a stream is answered as soon as it exists: ``answered_at`` = now). ``caller``
+        as signalling gave it (a number, a sip: URI, ``anonymous``…): kept as ``numbers.caller_id`` writes it."""
         now = clock()
-        manifest = CallManifest(call_id=uuid.uuid4().hex, source=source, external_id=external_id, caller=caller,
+        manifest = CallManifest(call_id=uuid.uuid4().hex, source=source, external_id=external_id,
+                                caller=caller_id(caller),
                                 called=called, channel=channel, started_at=now, answered_at=now, layout=layout,
                                 sample_rate=sample_rate, actor=actor, owner=process_owner())
         return cls(calls_dir / manifest.call_id, manifest, bus=bus, clock=clock)
@@ -288,6 +291,7 @@ def apply_metadata(session: MediaSession, text: str) -> dict[str, Any]:
     meta = _json_object(text, "metadata")
     for attr, keys in (("caller", ("caller", "from")), ("called", ("called", "to"))):
         value = _first_str(meta, keys)
+        value = caller_id(value) if attr == "caller" else value
         if value and not getattr(session.manifest, attr):
             setattr(session.manifest, attr, value)
     session.note("metadata", data=meta)
@@ -578,8 +582,11 @@ def _int(value: Any, name: str) -> int:
 
 
 def _first_str(data: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The first of ``keys`` with a non-empty string or number, matched exactly, else whatever its case
+    (Twilio TwiML often names parameters ``From``/``Caller``)."""
+    folded = {str(k).lower(): v for k, v in reversed(list(data.items()))}
     for key in keys:
-        value = data.get(key)
+        value = data.get(key, folded.get(key.lower()))
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             return str(value)
     return ""

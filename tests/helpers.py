@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from app.cases import service as cases
+from app.cases.models import Case
 from app.db import Database
 from app.recordings.models import Recording
 from app.search import service as search
@@ -54,3 +55,12 @@ def word_said(segments: list[dict[str, Any]], avoid: str = "") -> str:
     words = [t for text in said for t in index_tokens(text) if len(t) >= 2 and t not in avoid]
     assert words, said
     return max(words, key=len)
+
+
+def read_case(database: Database, case_id: int) -> Case:
+    """The case as it stands now, detached from its session."""
+    with database.session() as db:
+        case = db.get(Case, case_id)
+        assert case is not None
+        db.expunge(case)
+        return case

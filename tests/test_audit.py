@@ -22,6 +22,7 @@ from app.cases.models import Case
 from app.cli import app as cli
 from app.config import Settings
 from app.db import Database, utcnow
+from app.enterprises import service as enterprises
 from app.recordings.models import Recording
 from app.users.models import Role
 from tests.conftest import CALL, PASSWORD, add_user, login
@@ -402,6 +403,8 @@ NOT_AUDITED = {
     ("GET", "/api/v1/notifications"): "the caller's own inbox (the cases in it are read, and audited, on open)",
     ("GET", "/api/v1/taxonomy"): "reference data, no personal information",
     ("GET", "/api/v1/lexicon"): "reference data, no personal information",
+    ("GET", "/api/v1/enterprises"): "the enterprise registry: reference data, no personal information",
+    ("GET", "/api/v1/enterprises/resolve"): "the enterprise registry: reference data, no personal information",
 }
 
 
@@ -422,12 +425,23 @@ def _requests(settings: Settings) -> dict[tuple[str, str], Callable[[dict[str, A
         ("PUT", "/api/v1/taxonomy"): lambda seen: {"json": {"categories": [
             {k: v for k, v in c.items() if k != "id"} for c in seen["GET /api/v1/taxonomy"]["categories"]][::-1]}},
         ("POST", "/api/v1/lexicon"): lambda _: {"json": {"term": "市南区人社局", "kind": "other"}},
+        ("PATCH", "/api/v1/transcripts/{transcript_id}/segments/{idx}"): lambda _: {
+            "json": {"text": "公司拖欠工资三个月，一共八千六百元。", "version": 0}},
+        ("GET", "/api/v1/enterprises/resolve"): lambda _: {"params": {"name": "青岛海丰水产有线公司"}},
+        ("POST", "/api/v1/enterprises/import"): lambda _: {"files": {"file": (
+            "企业名录.csv", "企业名称,区市\n青岛宏远汽车配件有限公司,城阳区\n".encode(), "text/csv")}},
+        ("PUT", "/api/v1/cases/{case_id}/enterprise"): lambda seen: {
+            "json": {"enterprise_id": seen["GET /api/v1/enterprises"]["items"][0]["id"]}},
     }
 
 
-def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int) -> dict[str, str]:
+def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int,
+            transcript_id: int = 0) -> dict[str, str]:
     """Path parameters: the fixtures' ids, or ids that earlier responses returned."""
-    values = {"case_id": str(case_id), "recording_id": str(recording_id), "call_id": str(call_id)}
+    values = {"case_id": str(case_id), "recording_id": str(recording_id), "call_id": str(call_id),
+              "transcript_id": str(transcript_id), "idx": "0"}
+    if (listed := seen.get("GET /api/v1/enterprises")) and listed.get("items"):
+        values["enterprise_id"] = str(listed["items"][0]["id"])
     if user := seen.get("POST /api/v1/users"):
         values["user_id"] = str(user["id"])
     if term := seen.get("POST /api/v1/lexicon"):
@@ -443,6 +457,10 @@ def test_every_route_that_succeeds_writes_an_audit_event(
     case = _filed_call(database, settings, [("caller", "公司拖欠工资三个月，一共八千六百元"), ("agent", "好的")],
                        name="walk")
     case_id, call_id = case.id, case.call_id
+    with database.session() as db:  # a registry to walk the enterprise routes over
+        enterprises.import_file(db=db, path_or_bytes="企业名称,区市\n青岛海丰水产有限公司,崂山区\n".encode(),
+                                actor="test", filename="registry.csv")
+        transcript_id = db.get(Case, case_id).transcript_id  # type: ignore[union-attr]
     requests = _requests(settings)
     seen: dict[str, Any] = {}
     silent, failed, audited = [], [], []
@@ -451,7 +469,8 @@ def test_every_route_that_succeeds_writes_an_audit_event(
         with database.session() as db:
             before = db.execute(sa.select(sa.func.max(AuditEvent.seq))).scalar_one() or 0
         kwargs = requests.get(key, lambda _: {})(seen)
-        r = client.request(route.method, concrete(route.path, _values(seen, case_id, case.recording_id, call_id)),
+        r = client.request(route.method, concrete(route.path, _values(seen, case_id, case.recording_id, call_id,
+                                                                            transcript_id or 0)),
                            headers=auditor, **kwargs)
         if r.headers.get("content-type", "").startswith("application/json"):
             seen[f"{route.method} {route.path}"] = r.json()

@@ -166,6 +166,10 @@ def test_a_malformed_call_id_is_refused(client: TestClient, database: Database, 
 def test_the_feed_announces_calls_with_screen_pop_masked_unless_allowed(client: TestClient,
                                                                         database: Database) -> None:
     older = earlier_call(database, CALLER, "公司拖欠我三个月工资，一直不给。" * 8)
+    with database.session() as db:  # a long summary (staff wrote it out): the screen pop shows its first 80
+        row = db.get(Case, older.id)
+        assert row is not None
+        row.summary = older.summary = "公司拖欠来电人三个月工资，一直不给。" * 8
     newer = earlier_call(database, CALLER, "上次说的欠薪问题还没解决，我想问问进展。")
     earlier_call(database, "13900000000", "别人的事情。")  # another caller's: not shown
     add_user(database, "zhang", Role.agent)

@@ -57,7 +57,7 @@ def test_serve_files_an_imported_call_and_stops_cleanly(sqlite_settings: Setting
         with httpx.Client(base_url=base) as client:
             token = client.post("/api/v1/auth/token", data={"username": "admin", "password": password}).json()
             client.headers["Authorization"] = f"Bearer {token['access_token']}"
-            hits = client.get("/api/v1/search", params={"q": "联创"}).json()
+            hits = client.get("/api/v1/search", params={"q": "辞职"}).json()
             assert hits["total"] == 1
             case = client.get(f"/api/v1/cases/{hits['items'][0]['case_id']}").json()
             assert case["channel"] == "来电" and case["transcript"]["segments"]

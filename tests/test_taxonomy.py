@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.audit.models import AuditEvent
+from app.cases import service as cases
 from app.cases.categorize import DEFAULT_TAXONOMY
 from app.cases.models import Case
 from app.db import Database
@@ -124,7 +125,14 @@ def test_new_cases_use_the_taxonomy_and_the_names_on_file(database: Database) ->
         rows[0].terms = [*rows[0].terms, "工钱没结"]
         db.add(TaxonomyCategory(name="食品安全", terms=["食堂"], position=99))
     first = file_transcript(database, [("caller", "我在青岛海丰水产有限公司上班，食堂吃坏了肚子")], "a")
-    # A later call mishears the name: it is corrected to the name already on file.
+    # A name the machine heard is not on file until a person confirms it: a misheard name must never capture
+    # later calls about other companies.
+    with database.session() as db:
+        assert taxonomy.enterprises_on_file(db=db) == []
+        a = db.get(Case, first)
+        assert a is not None
+        cases.confirm(db=db, case=a, actor="user:zhang", username="zhang")
+    # A later call mishears the name: it is corrected to the name a person confirmed.
     second = file_transcript(database, [("caller", "听到海风水彩有限公司的工钱没结")], "b")
     with database.session() as db:
         a, b = db.get(Case, first), db.get(Case, second)

@@ -16,7 +16,7 @@ from app.cases.models import Case, CaseStatus
 from app.db import Database
 from app.users.models import Role
 from tests.conftest import add_user, login
-from tests.helpers import file_transcript
+from tests.helpers import file_transcript, read_case
 
 S = CaseStatus
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Qingdao
@@ -37,12 +37,6 @@ def _set(database: Database, case_id: int, **values: Any) -> None:
             setattr(case, name, value)
 
 
-def _case(database: Database, case_id: int) -> Case:
-    with database.session() as db:
-        case = db.get(Case, case_id)
-        assert case is not None
-        db.expunge(case)
-        return case
 
 
 def _events(database: Database, case_id: int, action: str) -> list[dict[str, Any]]:
@@ -73,7 +67,7 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(client: TestCl
             else:
                 assert r.status_code == 409, (current, target, r.text)
                 assert r.json()["code"] == "invalid_transition"
-                assert _case(database, case_id).status == current.value  # nothing changed
+                assert read_case(database, case_id).status == current.value  # nothing changed
             seen += 1
     assert seen == 25
     # The forward path and the ways back a hotline needs are all in the table.
@@ -150,7 +144,7 @@ def test_agent_cannot_escalate_manager_can(client: TestClient, database: Databas
     case_id = file_transcript(database, WAGES)
     url = f"/api/v1/cases/{case_id}/escalate"
     r = client.post(url, headers=agent, json={"note": "请加快办理"})
-    assert r.status_code == 403 and not _case(database, case_id).escalated
+    assert r.status_code == 403 and not read_case(database, case_id).escalated
     assert client.post(url, headers=manager, json={"note": ""}).status_code == 422
     r = client.post(url, headers=manager, json={"note": "请加快办理"})
     assert r.status_code == 200 and r.json()["escalated"] and r.json()["escalated_at"]
@@ -163,7 +157,7 @@ def test_agent_cannot_escalate_manager_can(client: TestClient, database: Databas
     # Difficulty moves the deadline: only with case:escalate.
     _set(database, case_id, status="办理")
     r = client.patch(f"/api/v1/cases/{case_id}", headers=agent, json={"difficulty": "疑难"})
-    assert r.status_code == 403 and _case(database, case_id).difficulty == "一般"
+    assert r.status_code == 403 and read_case(database, case_id).difficulty == "一般"
 
 
 # --- SLA clocks --------------------------------------------------------------------------------------------
@@ -235,7 +229,7 @@ def test_patch_audits_each_change_with_before_and_after(client: TestClient, data
                                                         agent: dict[str, str]) -> None:
     case_id = file_transcript(database, WAGES)
     url = f"/api/v1/cases/{case_id}"
-    was = _case(database, case_id)  # what the machine suggested
+    was = read_case(database, case_id)  # what the machine suggested
     assert was.category == "欠薪" and was.enterprise_type != "外资"
     r = client.patch(url, headers=agent, json={
         "enterprise": "青岛宏远汽车零部件有限公司", "district": "城阳区", "gender": "男", "workers": 12,
@@ -255,7 +249,7 @@ def test_patch_audits_each_change_with_before_and_after(client: TestClient, data
     assert _events(database, case_id, "case.confirmed")[0]["workers"] == 3
     # Clearing a field with null is a change too; sending the same value again is not.
     client.patch(url, headers=agent, json={"district": None, "gender": "男"})
-    assert _case(database, case_id).district is None
+    assert read_case(database, case_id).district is None
     assert len(_events(database, case_id, "case.updated")) == 8 + 2 + 1
     # The search index follows the edit.
     hits = client.get("/api/v1/search", params={"q": "零部件"}, headers=agent).json()
@@ -276,12 +270,12 @@ def test_patch_refuses_bad_values_and_changes_nothing(client: TestClient, databa
                                                       agent: dict[str, str], body: dict[str, Any],
                                                       message: str) -> None:
     case_id = file_transcript(database, WAGES)
-    before = _case(database, case_id)
+    before = read_case(database, case_id)
     r = client.patch(f"/api/v1/cases/{case_id}", headers=agent, json={"district": "黄岛区", **body}
                      if body else {})
     assert r.status_code == 422
     assert message in r.json()["detail"]
-    after = _case(database, case_id)
+    after = read_case(database, case_id)
     assert (after.district, after.enterprise, after.category) == (before.district, before.enterprise, before.category)
     assert _events(database, case_id, "case.updated") == []
 
@@ -291,7 +285,7 @@ def test_patch_rejects_unknown_fields_and_status(client: TestClient, database: D
     case_id = file_transcript(database, WAGES)
     r = client.patch(f"/api/v1/cases/{case_id}", headers=agent, json={"status": "办结"})
     assert r.status_code == 422 and "status" in r.json()["detail"]
-    assert _case(database, case_id).status == "受理"
+    assert read_case(database, case_id).status == "受理"
 
 
 def test_change_helper_is_the_one_place(database: Database) -> None:
@@ -341,7 +335,7 @@ def test_list_filters(client: TestClient, database: Database, agent: dict[str, s
     assert ids(group_case="true") == [a] and ids(escalated="true") == [b]
     assert ids(district="城阳区", overdue="true", status="办理") == [a]
     assert ids(limit=1, offset=1) == [a]
-    assert ids(recording_id=_case(database, b).recording_id) == [b]  # a filed call finds its case
+    assert ids(recording_id=read_case(database, b).recording_id) == [b]  # a filed call finds its case
     listing = client.get("/api/v1/cases", params={"overdue": "true"}, headers=agent).json()
     assert all(item["sla"]["overdue"] for item in listing["items"])
     r = client.get("/api/v1/cases", params={"status": "完成"}, headers=agent)

@@ -25,23 +25,26 @@ class Permission(StrEnum):
     case_escalate = "case:escalate"  # 督办: escalate a case, change its difficulty and deadlines
     stats_read = "stats:read"  # statistics, warnings and reports for managers
     taxonomy_admin = "taxonomy:admin"  # edit the categories and the domain lexicon
+    enterprise_read = "enterprise:read"  # the enterprise registry (企业库): search, detail, resolve names
+    enterprise_admin = "enterprise:admin"  # import the enterprise registry
 
 
 _ALL = frozenset(Permission)
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
-         Permission.transcript_read, Permission.search, Permission.phone_unmasked, Permission.case_update}
+         Permission.transcript_read, Permission.search, Permission.phone_unmasked, Permission.case_update,
+         Permission.enterprise_read}
     ),
     Role.mediator: frozenset(
         {Permission.case_read, Permission.recording_upload, Permission.recording_play,
          Permission.recording_download, Permission.transcript_read, Permission.search, Permission.phone_unmasked,
-         Permission.id_unmasked, Permission.case_update}
+         Permission.id_unmasked, Permission.case_update, Permission.enterprise_read}
     ),
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
          Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
-         Permission.case_escalate, Permission.stats_read}
+         Permission.case_escalate, Permission.stats_read, Permission.enterprise_read}
     ),
     Role.admin: _ALL,
 }
@@ -188,18 +191,19 @@ class Masking:
         return value
 
     def words(self, words: list[list[Any]]) -> list[list[Any]]:
-        """Timed words ([start, end, text]) masked as the text they make together, so that a number said
-        across several words (138 / 1234 / 5678) is found as one; each word keeps its time and length."""
+        """Timed words ([start, end, text], or with a 4th element, the probability) masked as the text they
+        make together, so that a number said across several words (138 / 1234 / 5678) is found as one; each
+        word keeps its time and length."""
         joined = self.text("".join(w[2] for w in words))
         out, pos = [], 0
-        for start, end, text in words:
-            out.append([start, end, joined[pos:pos + len(text)]])
+        for start, end, text, *probability in words:  # the decoder's probability, where kept, stays
+            out.append([start, end, joined[pos:pos + len(text)], *probability])
             pos += len(text)
         return out
 
 
 def _is_timed_word(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 3 and isinstance(value[2], str)
+    return isinstance(value, list) and len(value) in (3, 4) and isinstance(value[2], str)
 
 
 UNMASKED = Masking(phones=False, ids=False)

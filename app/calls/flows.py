@@ -59,9 +59,11 @@ class Filer:
             log.error("call %s could not be filed: %s (audio kept in %s)", manifest.call_id, e, folder)
             self._close(manifest, CallStatus.failed, None, error=str(e))
             return
+        # the call row names its recording before the transcription is queued: the case filed from it takes
+        # the calling number from the call (app/cases/service.file_case)
+        self._close(manifest, CallStatus.ended, result.recording.id)
         if not result.duplicate:
             self.queue.enqueue_transcription(result.recording.id)
-        self._close(manifest, CallStatus.ended, result.recording.id)
         shutil.rmtree(folder, ignore_errors=True)
         log.info("call %s from %s filed as recording #%s (%.1f s)", manifest.call_id, manifest.caller or "?",
                  result.recording.id, duration)

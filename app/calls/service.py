@@ -43,6 +43,9 @@ def started(*, db: Session, manifest: CallManifest) -> Call:
 def finished(*, db: Session, manifest: CallManifest, status: CallStatus, recording_id: int | None,
              error: str | None = None) -> Call:
     call = started(db=db, manifest=manifest)
+    # numbers learned after the start (mod_audio_fork metadata frames) fill what was still empty
+    call.caller = call.caller or manifest.caller[:64]
+    call.called = call.called or manifest.called[:64]
     call.status = status.value
     call.answered_at = _ts(manifest.answered_at)
     call.ended_at = _ts(manifest.ended_at)

@@ -168,6 +168,8 @@ _COUNT = re.compile(rf"({NUMBER})({APPROX})?{_PEOPLE}")
 _TOTAL_WORDS = ("一共", "总共", "共", "全部", "总计", "合计", "全厂", "整个", "我们", "咱们")
 _PLURAL = ("我们", "咱们", "大家", "工友们", "我们几个", "俺们")
 _NOT_PEOPLE_BEFORE = ("每", "第")
+MAX_HEADCOUNT = 9999  # a complaint about more workers than this is said in words (全厂), not counted
+HOTLINES = ("12351", "12345", "12333", "12348")  # 职工 / 政务 / 人社 / 法律援助 hotlines: said before 职工
 
 
 def workers(said: Sequence[Said]) -> Evidence | None:
@@ -181,8 +183,8 @@ def workers(said: Sequence[Said]) -> Evidence | None:
             if m.group(1) == "一" and m.group(2) is None:
                 continue  # "一个人" is a way of speaking, not a headcount
             n = numbers_zh.parse(m.group(1), approx=m.group(2) or "")
-            if n is None or not 1 <= n.value <= 100_000:
-                continue
+            if n is None or not 1 <= n.value <= MAX_HEADCOUNT or m.group(1) in HOTLINES:
+                continue  # 12351职工服务热线 names a hotline, not 12351 workers
             before = s.text[max(0, m.start() - 6):m.start()]
             total = any(w in before for w in _TOTAL_WORDS)
             confidence = (0.85 if total else 0.7) - 0.1 * n.approximate

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
+from app.enterprises import models as _enterprises  # noqa: F401  (cases.enterprise_id → enterprises.id)
 from app.transcripts.models import TranscriptRead
 
 
@@ -35,6 +36,7 @@ class Case(Base):
     category_confidence: Mapped[float]
     category_evidence: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)  # matched terms + segment
     enterprise: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    enterprise_id: Mapped[int | None] = mapped_column(sa.ForeignKey("enterprises.id"), index=True)  # 企业库
     district: Mapped[str | None] = mapped_column(sa.String(16), index=True)
     summary: Mapped[str] = mapped_column(sa.Text, default="")
     created_by: Mapped[str] = mapped_column(sa.String(64), index=True)
@@ -53,6 +55,9 @@ class Case(Base):
     # {field: {value, confidence, start, end, speaker, segment, text}}: where each value was said
     extracted: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     suggested: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # what the machine first proposed
+    # fields a person set or confirmed: re-extraction (after a transcript correction, `hotline cases refresh`)
+    # never changes them; NULL on cases nobody touched
+    locked_fields: Mapped[list[str] | None] = mapped_column(sa.JSON)
     confirmed_by: Mapped[str | None] = mapped_column(sa.String(64))
     confirmed_at: Mapped[datetime | None]
     # Workflow and SLA clocks: 受理 → 转办 → 办理 → 回访 → 办结, 督办 beside them.
@@ -122,10 +127,12 @@ class CaseRead(CaseListItem):
     gender: str | None
     age_bracket: str | None
     enterprise_type: str | None
+    enterprise_id: int | None  # the registered enterprise (企业库) the case is linked to
     arrears_type: str | None
     caller_phone: str | None  # masked for roles without phone:unmasked
     extracted: dict[str, Any]
     suggested: dict[str, Any]
+    locked_fields: list[str] | None = None  # set or confirmed by a person: re-extraction leaves them
     confirmed_by: str | None
     confirmed_at: datetime | None
     accepted_at: datetime | None

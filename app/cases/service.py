@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -12,16 +13,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.cases import workflow
+from app.cases import caller, workflow
 from app.cases.models import Case, CaseStatus, Counter
 from app.cases.suggest import FIELDS as SUGGESTED_FIELDS
-from app.cases.suggest import suggest
+from app.cases.suggest import Suggestion, suggest
+from app.cases.summary import Summary, summarize
+from app.cases.verify import NameResolver, Scorer
 from app.config import Settings
 from app.db import as_utc, utcnow
 from app.recordings.models import Recording
 from app.search import service as search
 from app.taxonomy import service as taxonomy
+from app.transcripts import service as transcripts
+from app.transcripts.models import Segment as TranscriptSegment
 from app.transcripts.models import Transcript
+from asr import words as asr_words
 from asr.types import Segment as AsrSegment
 
 CASE_PREFIX = "12351"
@@ -42,30 +48,45 @@ def next_number(*, db: Session, name: str) -> int:
         return int(db.execute(bump).scalar_one())
 
 
-def _summary(segments: list[AsrSegment]) -> str:
-    said = [s.text for s in segments if s.speaker != "agent"] or [s.text for s in segments]
-    return "".join(said)[:200]
+def _summary(found: Suggestion) -> Summary | None:
+    """诉求摘要 written from the suggestions (app/cases/summary.py); None for a call where nothing was said."""
+    return summarize(category=found.category, fields=found.fields, said=found.said) if found.said else None
 
 
 def file_case(*, db: Session, recording: Recording, transcript: Transcript, actor: str,
-              settings: Settings | None = None) -> Case:
+              settings: Settings | None = None, scorer: Scorer | None = None,
+              resolver: NameResolver | None = None) -> Case:
     """Create the case for a freshly transcribed recording: number, status 受理 with its clocks started, and
     the machine's suggestions (category, enterprise, district and the other dimensions), each value kept in
-    ``extracted`` with the segment and second where it was said, and in ``suggested`` as first proposed."""
+    ``extracted`` with the segment and second where it was said, and in ``suggested`` as first proposed.
+    ``scorer``: the recording's audio, to check facts against; ``resolver``: the enterprise registry. A fact
+    too unsure to fill in stays in ``extracted`` marked 待核实 for the agent."""
     settings = settings or Settings()
     segments = [AsrSegment(s.start, s.end, s.speaker, s.text) for s in transcript.segments]
     found = suggest(segments, taxonomy=taxonomy.rules(db=db), known_enterprises=taxonomy.known_enterprises(db=db),
-                    lexicon=taxonomy.asr_terms(db=db), group_case_workers=settings.group_case_workers)
+                    lexicon=taxonomy.asr_terms(db=db), group_case_workers=settings.group_case_workers,
+                    scorer=scorer, resolver=resolver)
+    _correct_transcript(db=db, transcript=transcript, texts=found.corrected_texts(), actor=actor)
     cat = found.category
+    values = {name: found.value(name) for name in SUGGESTED_FIELDS}
+    extracted, suggested = found.extracted(), found.suggested()
+    if found.enterprise_id is not None:  # the registry entry it resolved to: linked when staff confirm
+        extracted["enterprise"]["enterprise_id"] = found.enterprise_id
+        extracted["enterprise"]["heard"] = found.enterprise_heard
+    number = caller.signalled(db=db, recording_id=recording.id)  # a call's number beats one read out in it
+    if number:
+        caller.take_signalled(number, values=values, extracted=extracted, suggested=suggested)
+    written = _summary(found)
+    if written is not None:
+        extracted["summary"] = written.as_json()  # each phrase → where it was said
     now = utcnow()
     year = now.year
     case = Case(
         case_no=f"{CASE_PREFIX}-{year}-{next_number(db=db, name=f'case:{year}'):06d}",
         status=CaseStatus.accepted.value, channel=recording.channel, recording_id=recording.id,
         transcript_id=transcript.id, category=cat.category, category_confidence=cat.confidence,
-        category_evidence=cat.evidence, summary=_summary(segments), created_by=actor,
-        **{name: found.value(name) for name in SUGGESTED_FIELDS}, group_case=found.group_case,
-        extracted=found.extracted(), suggested=found.suggested(),
+        category_evidence=cat.evidence, summary=written.text if written else "", created_by=actor,
+        **values, group_case=found.group_case, extracted=extracted, suggested=suggested,
         accepted_at=now,
     )
     workflow.start_clocks(case, workflow.SlaPolicy.from_settings(settings))  # feedback in 24 h, due by difficulty
@@ -74,15 +95,44 @@ def file_case(*, db: Session, recording: Recording, transcript: Transcript, acto
     audit.record(db=db, actor=actor, action="case.created", subject_type="case", subject_id=case.id, details={
         "case_no": case.case_no, "status": case.status, "channel": case.channel, "recording_id": recording.id,
         "transcript_id": transcript.id, "category": cat.category, "confidence": cat.confidence,
-        "suggested": {name: {"value": ev.value, "at": ev.start, "segment": ev.segment}
-                      for name, ev in found.fields.items()},
+        "suggested": {**{name: {"value": ev.value, "at": ev.start, "segment": ev.segment}
+                         for name, ev in found.fields.items()},
+                      **({"caller_phone": {"value": number, "source": caller.SIGNALLING}} if number else {})},
         "group_case": found.group_case,
     })
     return case
 
 
+def _correct_transcript(*, db: Session, transcript: Transcript, texts: dict[int, str], actor: str) -> None:
+    """Segments whose places or enterprise names the audio confirmed (app/cases/verify.py: 李汤区 → 李沧区)
+    take the corrected text, words re-timed from the old ones; audited with before and after."""
+    for idx, text in sorted(texts.items()):
+        seg = transcript.segments[idx]
+        if not text or text == seg.text:
+            continue
+        before = seg.text
+        seg.words = transcripts.word_rows(asr_words.timed_words(transcripts.timed(seg.words), text, seg.start,
+                                                                seg.end))
+        seg.text = text
+        audit.record(db=db, actor=actor, action="transcript.verified", subject_type="transcript",
+                     subject_id=transcript.id, details={"segment": idx, "before": before, "after": text})
+    db.flush()
+
+
 def get(*, db: Session, case_id: int) -> Case | None:
     return db.get(Case, case_id)
+
+
+def ids_since(*, db: Session, since: date | None = None) -> list[int]:
+    """Ids of the cases created on or after the Beijing day ``since`` (all without it), oldest first."""
+    stmt = sa.select(Case.id).order_by(Case.id)
+    if since is not None:
+        stmt = stmt.where(Case.created_at >= _day_start(since))
+    return list(db.execute(stmt).scalars())
+
+
+def for_transcript(*, db: Session, transcript_id: int) -> Case | None:
+    return db.execute(sa.select(Case).where(Case.transcript_id == transcript_id)).scalar_one_or_none()
 
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # dates people type (date_from/date_to) are local calendar days
@@ -212,14 +262,24 @@ def _validated(db: Session, name: str, value: Any) -> Any:
     return text if name == "summary" else (text or None)
 
 
-def _set(db: Session, case: Case, actor: str, name: str, after: Any) -> bool:
+def _set(db: Session, case: Case, actor: str, name: str, after: Any, *, reason: str | None = None) -> bool:
     before = getattr(case, name)
     if before == after:
         return False
     setattr(case, name, after)
+    details = {"field": name, "before": before, "after": after}
+    if reason:  # a machine change (re-extraction): why it was made
+        details["reason"] = reason
     audit.record(db=db, actor=actor, action="case.updated", subject_type="case", subject_id=case.id,
-                 details={"field": name, "before": before, "after": after})
+                 details=details)
     return True
+
+
+def _lock(case: Case, names: Any) -> None:
+    """Mark fields as set by a person: re-extraction leaves them alone from now on."""
+    locked = sorted({*(case.locked_fields or []), *names})
+    if locked != (case.locked_fields or []):
+        case.locked_fields = locked
 
 
 def change(*, db: Session, case: Case, actor: str, settings: Settings | None = None, **fields: Any) -> list[str]:
@@ -234,6 +294,7 @@ def change(*, db: Session, case: Case, actor: str, settings: Settings | None = N
     settings = settings or Settings()
     values = {name: _validated(db, name, value) for name, value in fields.items()}
     changed = [name for name, value in values.items() if _set(db, case, actor, name, value)]
+    _lock(case, changed)
     if "workers" in changed:
         threshold = int(getattr(settings, "group_case_workers", 10))
         if _set(db, case, actor, "group_case", case.workers is not None and case.workers >= threshold):
@@ -254,5 +315,137 @@ def change(*, db: Session, case: Case, actor: str, settings: Settings | None = N
 def confirm(*, db: Session, case: Case, actor: str, username: str) -> None:
     """Staff confirm the case's values as they now stand (the machine's suggestions, or their changes)."""
     case.confirmed_by, case.confirmed_at = username, utcnow()
+    _lock(case, EDITABLE)
     audit.record(db=db, actor=actor, action="case.confirmed", subject_type="case", subject_id=case.id, details={
         "confirmed_by": username, **{name: getattr(case, name) for name in sorted(EDITABLE - {"summary"})}})
+
+
+# --- re-extraction -----------------------------------------------------------------------------------------
+
+# What re-extraction may set: the category and the suggested dimensions (never a field in locked_fields).
+REEXTRACTED = ("category", *SUGGESTED_FIELDS)
+
+
+def transcript_segments(*, db: Session, case: Case) -> list[TranscriptSegment]:
+    transcript = db.get(Transcript, case.transcript_id) if case.transcript_id else None
+    return list(transcript.segments) if transcript else []
+
+
+def correct_terms(*, db: Session, segments: Sequence[TranscriptSegment], actor: str) -> list[int]:
+    """Domain-term correction (asr/lexicon.py, with the lexicon and the enterprises on file as they are now)
+    run again on the segments no person edited; each change audited as ``transcript.term_corrected``.
+    Returns the idx of the segments changed."""
+    from asr.lexicon import default_corrector
+
+    corrector = default_corrector(taxonomy.asr_terms(db=db))
+    changed = []
+    for seg in segments:
+        if seg.edited_by is not None:
+            continue
+        text, pairs = corrector.correct(seg.text)
+        if not pairs or text == seg.text:
+            continue
+        before = seg.text
+        seg.text, seg.words = text, transcripts.word_rows(transcripts.carried_words(seg, text))
+        audit.record(db=db, actor=actor, action="transcript.term_corrected", subject_type="transcript",
+                     subject_id=seg.transcript_id, details={
+                         "segment": seg.idx, "before": before, "after": text, "terms": [list(p) for p in pairs]})
+        changed.append(seg.idx)
+    if changed:
+        db.flush()
+    return changed
+
+
+def _machine_owned(case: Case, name: str) -> bool:
+    """A dimension re-extraction may change: nobody set it (not locked), and its value is the machine's own
+    (empty, or what extraction last put there), not one from elsewhere (the caller ID, a person's change
+    made before locked_fields existed)."""
+    if name in (case.locked_fields or []):
+        return False
+    current = getattr(case, name)
+    said = (case.extracted or {}).get(name)
+    return current is None or (isinstance(said, dict) and said.get("value") == current
+                               and said.get("source") != caller.SIGNALLING)  # the call's number stays
+
+
+def _on_file_elsewhere(db: Session, case: Case, name: str) -> bool:
+    """Whether an enterprise name is on file apart from this case (another case, the lexicon)."""
+    from app.taxonomy.models import LexiconTerm
+
+    other = db.execute(sa.select(Case.id).where(Case.enterprise == name, Case.id != case.id).limit(1)).first()
+    term = db.execute(sa.select(LexiconTerm.id).where(LexiconTerm.term == name)).first()
+    return other is not None or term is not None
+
+
+def refresh_case(*, db: Session, case: Case, actor: str, settings: Settings | None = None,
+                 segments: Sequence[TranscriptSegment] | None = None, reason: str = "refresh",
+                 reindex_said: bool = False, scorer: Scorer | None = None) -> list[str]:
+    """The machine's suggestions made again from the transcript as it now stands (people's corrections, the
+    lexicon, enterprises on file and the registry as they are now) and applied to the fields no person set:
+    each change audited as ``case.updated`` {field, before, after, reason}; ``extracted`` follows for those
+    fields. ``scorer``: the recording's audio to check facts against (a retranscription has it); without
+    it, a value found again as it was keeps the check it had, and one said in a segment a person corrected
+    counts as heard right (not 待核实). The caller's number from signalling stays.
+    The case is indexed again (``reindex_said``: its transcript entries too). Returns the fields changed."""
+    from app.cases import caller
+    from app.cases.verify import UNVERIFIED
+    from app.enterprises import service as enterprises
+
+    settings = settings or Settings()
+    rows = list(segments) if segments is not None else transcript_segments(db=db, case=case)
+    said = [AsrSegment(s.start, s.end, s.speaker, s.text) for s in rows]
+    known, terms = taxonomy.known_enterprises(db=db), taxonomy.asr_terms(db=db)
+    own = (case.extracted or {}).get("enterprise", {}).get("value") or case.enterprise
+    if own and _machine_owned(case, "enterprise") and not _on_file_elsewhere(db, case, own):
+        # the machine's own earlier guess is no name on file: it must not pull a corrected name back to it
+        known, terms = [k for k in known if k != own], tuple(t for t in terms if t != own)
+    found = suggest(said, taxonomy=taxonomy.rules(db=db), known_enterprises=known, lexicon=terms,
+                    group_case_workers=settings.group_case_workers, scorer=scorer,
+                    resolver=enterprises.resolver(db=db))
+    locked = set(case.locked_fields or [])
+    changed: list[str] = []
+    if "category" not in locked:
+        cat = found.category
+        if _set(db, case, actor, "category", cat.category, reason=reason):
+            changed.append("category")
+        case.category_confidence, case.category_evidence = cat.confidence, cat.evidence
+    extracted = dict(case.extracted or {})
+    edited = {s.idx: s.text for s in rows if s.edited_by is not None}
+    for name in SUGGESTED_FIELDS:
+        old = extracted.get(name) if isinstance(extracted.get(name), dict) else None
+        if not _machine_owned(case, name) or (old and old.get("source") == caller.SIGNALLING):
+            continue
+        evidence = found.fields.get(name)
+        value = found.value(name)
+        if evidence is None:
+            extracted.pop(name, None)
+        else:
+            new = evidence.as_json()
+            if name == "enterprise" and found.enterprise_id is not None:
+                new["enterprise_id"] = found.enterprise_id
+            said_by_person = edited.get(new.get("segment", -1))
+            if new.get("status") == UNVERIFIED and said_by_person is not None and (
+                    not isinstance(evidence.value, str) or evidence.value in said_by_person):
+                new.pop("status")  # said so in a segment a person corrected: heard right
+                value = evidence.value
+            elif (scorer is None and old and old.get("value") == new.get("value") and old.get("status") != UNVERIFIED
+                    and new.get("status") == UNVERIFIED):  # checked on the audio when filed: still holds
+                new.pop("status", None)
+                if "status" in old:
+                    new["status"] = old["status"]
+                value = evidence.value
+            extracted[name] = new
+        if _set(db, case, actor, name, value, reason=reason):
+            changed.append(name)
+    if extracted != (case.extracted or {}):
+        case.extracted = extracted
+    if "workers" in changed:
+        group = case.workers is not None and case.workers >= settings.group_case_workers
+        if _set(db, case, actor, "group_case", group, reason=reason):
+            changed.append("group_case")
+    if changed:
+        case.updated_at = utcnow()
+    db.flush()
+    if changed or reindex_said:
+        search.index_case(db=db, case=case, segments=rows if reindex_said else None)
+    return changed

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.audit.models import AuditEventRead
@@ -23,6 +24,7 @@ from app.cases.models import (
     TransitionIn,
 )
 from app.deps import AppSettings, CurrentDatabase, DbSession, require
+from app.enterprises import service as enterprises
 from app.errors import ApiError
 from app.notifications import service as notifications
 from app.notifications.models import NotificationKind
@@ -138,10 +140,23 @@ def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession,
         require(Permission.case_escalate)(request, user, database)  # 403, audited as auth.denied
     case = _case(db, case_id, for_update=True)
     with _workflow_errors():
-        service.change(db=db, case=case, actor=_actor(user), settings=settings, **fields)
+        changed = service.change(db=db, case=case, actor=_actor(user), settings=settings, **fields)
+    if "enterprise" in changed and case.enterprise_id is not None:  # retyped: no longer the linked enterprise
+        enterprises.link_case(db=db, case=case, enterprise_id=None, actor=_actor(user))
     if body.confirm:
         service.confirm(db=db, case=case, actor=_actor(user), username=user.username)
+        _link_suggested_enterprise(db, case, _actor(user))
     return _read(db, case, _policy(settings))
+
+
+def _link_suggested_enterprise(db: Session, case: Case, actor: str) -> None:
+    """Staff confirmed the enterprise the machine resolved in the registry (the name as suggested): the case is
+    linked to that entry, and the spelling heard becomes an alias (app/enterprises link_case)."""
+    found = (case.extracted or {}).get("enterprise") or {}
+    enterprise_id = found.get("enterprise_id")
+    if case.enterprise_id is None and enterprise_id and case.enterprise == found.get("value"):
+        enterprises.link_case(db=db, case=case, enterprise_id=int(enterprise_id), actor=actor,
+                              heard_name=found.get("heard") or None)
 
 
 @router.post("/{case_id}/transitions")

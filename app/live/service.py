@@ -21,6 +21,7 @@ from app.db import Database
 from app.live.hub import EventHub
 from app.live.models import PreviousCase
 from app.users.models import User
+from telephony.numbers import phone_number, variants
 
 log = logging.getLogger("hotline.live")
 Event = dict[str, Any]
@@ -65,10 +66,15 @@ def replayable(history: list[Event]) -> list[Event]:
 
 
 def previous_cases(*, db: Session, caller: str, limit: int = SCREEN_POP_CASES) -> list[PreviousCase]:
-    """The caller number's cases (their calls' recordings' cases), newest first."""
+    """The caller number's cases, newest first: cases whose ``caller_phone`` is that number however written
+    (+86…, 0…; for a call it is the number signalling gave), and the cases of calls from that caller."""
+    match: sa.ColumnElement[bool] = Case.recording_id.in_(
+        sa.select(Call.recording_id).where(Call.caller == caller, Call.recording_id.is_not(None)))
+    number = phone_number(caller)
+    if number:
+        match = sa.or_(Case.caller_phone.in_(variants(number)), match)
     rows = db.execute(
-        sa.select(Case).join(Call, Call.recording_id == Case.recording_id).where(Call.caller == caller)
-        .order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
+        sa.select(Case).where(match).order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
     ).scalars()
     return [PreviousCase(id=c.id, case_no=c.case_no, category=c.category, status=c.status,
                          created_at=c.created_at, summary=c.summary[:80]) for c in rows]

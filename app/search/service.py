@@ -242,7 +242,7 @@ def said_at(text: str, words: Sequence[Sequence[Any]] | None, tokens: Iterable[s
     if first is None:
         return None
     pos = 0
-    for start, _end, word in words:
+    for start, _end, word, *_probability in words:  # [start, end, text], or with the decoder's probability
         pos += len(word)
         if first < pos:
             return float(start)

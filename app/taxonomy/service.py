@@ -125,9 +125,12 @@ def remove_term(*, db: Session, term_id: int, actor: str) -> None:
 
 
 def enterprises_on_file(*, db: Session, limit: int = 5000) -> list[str]:
-    """Distinct enterprise names of cases, most recent first (they feed the corrector and extraction)."""
+    """Distinct enterprise names of cases a person confirmed or linked to the registry, most recent first
+    (they feed the corrector and extraction). A name the machine heard and nobody confirmed is never on
+    file: a misheard name would otherwise pull later calls about other companies onto it."""
     latest = sa.func.max(Case.id)
-    stmt = (sa.select(Case.enterprise).where(Case.enterprise.is_not(None), Case.enterprise != "")
+    stmt = (sa.select(Case.enterprise).where(Case.enterprise.is_not(None), Case.enterprise != "",
+                                             sa.or_(Case.confirmed_by.is_not(None), Case.enterprise_id.is_not(None)))
             .group_by(Case.enterprise).order_by(latest.desc()).limit(limit))
     return [str(e) for e in db.execute(stmt).scalars()]
 

@@ -10,24 +10,32 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, replace
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import service as audit
+from app.auth.permissions import Masking
 from app.cases import service as cases
+from app.cases.models import Case
 from app.config import Settings
 from app.db import Database
+from app.enterprises import service as enterprises
 from app.recordings import service as recordings
 from app.recordings.models import JobStatus
 from app.search import service as search
 from app.taxonomy import service as taxonomy
+from app.taxonomy.models import TermKind
+from app.transcripts import corrections
 from app.transcripts import service as transcripts
+from app.transcripts.models import CorrectionResult, Segment, SegmentRead
 from asr.audio import AudioError
 from asr.models import ModelError
+from asr.score import AudioScorer
 from asr.types import AsrOptions, Layout
-from asr.worker import transcribe_file
+from asr.worker import scorer_for, transcribe_and_score
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,7 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
     if not path.is_file():
         raise PermanentFailure(f"录音文件缺失：{rec.path}（数据目录 recordings/ 下）")
     try:
-        result = transcribe_file(path, options, settings.models_dir)
+        result, scorer = transcribe_and_score(path, options, settings.models_dir)
     except (AudioError, ModelError) as e:
         raise PermanentFailure(str(e)) from e
     try:
@@ -82,7 +90,8 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
                          subject_id=rec.id, details={
                              "transcript_id": transcript.id, "segments": len(transcript.segments),
                              "engine": result.engine, "model": result.model, "processing_s": result.processing_s})
-            case = cases.file_case(db=db, recording=rec, transcript=transcript, actor=actor, settings=settings)
+            case = cases.file_case(db=db, recording=rec, transcript=transcript, actor=actor, settings=settings,
+                                   scorer=scorer, resolver=enterprises.resolver(db=db))
             search.index_case(db=db, case=case, segments=transcript.segments)
             rec.status = JobStatus.done.value
             rec.error = None
@@ -106,3 +115,186 @@ def mark_failed(*, database: Database, recording_id: int, error: str, final: boo
         rec.lease_until = None if final else recordings.queued_lease()
         audit.record(db=db, actor=f"worker:{worker_id()}", action="transcription.failed", subject_type="recording",
                      subject_id=rec.id, details={"error": error[:500], "final": final, "attempts": rec.attempts})
+
+
+# --- a person corrects a segment ------------------------------------------------------------------------
+
+
+class SegmentNotFound(Exception):
+    pass
+
+
+class HiddenNumbers(Exception):
+    """The segment holds a number masked for this user: saving what they see would overwrite it."""
+
+
+@dataclass
+class Conflict(Exception):
+    """The segment was changed since the client read it (nothing written): how it stands now."""
+
+    current: SegmentRead
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def learn_terms(*, db: Any, case: Case | None, machine: str, corrected: str, actor: str) -> list[str]:
+    """Terms the correction teaches (corrections.learned_terms) added to the admin lexicon, their source
+    noted as ``correction:<actor>`` (added_by, and the actor of the ``lexicon.added`` audit event). Terms
+    already there, or in the built-in lexicon, are skipped."""
+    added = []
+    for term in corrections.learned_terms(machine, corrected):
+        kind = TermKind.enterprise if case is not None and term == case.enterprise else TermKind.other
+        try:
+            taxonomy.add_term(db=db, term=term, kind=kind, actor=f"correction:{actor}"[:64])
+        except taxonomy.TaxonomyError:
+            continue
+        added.append(term)
+    if case is not None and case.enterprise_id is not None and added:
+        _alias_from_correction(db=db, case=case, corrected=corrected, terms=added, actor=actor)
+    return added
+
+
+def _alias_from_correction(*, db: Any, case: Case, corrected: str, terms: list[str], actor: str) -> None:
+    """The enterprise name as the corrected text says it, when the correction touched it, becomes an alias of
+    the registered enterprise the case is linked to (so the next call naming it so is resolved to it)."""
+    from app.cases import extract
+    from app.enterprises import service as enterprises
+    from app.enterprises.models import AliasSource
+    from asr.types import Segment as AsrSegment
+
+    found = extract.enterprise([AsrSegment(0.0, 0.0, "caller", corrected)])
+    name = str(found.value) if found else ""
+    enterprise = enterprises.get(db=db, enterprise_id=case.enterprise_id) if case.enterprise_id else None
+    if not name or enterprise is None or not any(t in name for t in terms):
+        return
+    if enterprises.add_alias(db=db, enterprise=enterprise, alias=name, source=AliasSource.correction, actor=actor):
+        audit.record(db=db, actor=actor, action="enterprise.alias_added", subject_type="enterprise",
+                     subject_id=enterprise.id, details={"alias": name, "source": AliasSource.correction.value,
+                                                        "case_id": case.id})
+
+
+def correct_segment(*, database: Database, settings: Settings, transcript_id: int, idx: int, text: Any,
+                    version: int, username: str, role: str) -> CorrectionResult:
+    """A person's correction of one segment, in two steps.
+
+    1. One transaction: the text replaced (machine text kept, version bumped, audited), word timings carried
+       over from the old ones, corrected terms added to the lexicon, the case's suggested fields extracted
+       again (fields people set are left alone) and the case indexed again: searchable and re-extracted when
+       it commits.
+    2. Outside any transaction (Whisper is slow the first time it loads): the corrected text aligned on the
+       segment's audio; its word timings stored unless the segment was edited again meanwhile.
+
+    SegmentNotFound, HiddenNumbers, transcripts.InvalidCorrection, Conflict (stale ``version``)."""
+    actor = f"user:{username}"
+    started = time.perf_counter()
+    with database.session() as db:
+        seg = transcripts.segment(db=db, transcript_id=transcript_id, idx=idx, for_update=True)
+        if seg is None:
+            raise SegmentNotFound()
+        if Masking.for_role(role).text(seg.text) != seg.text:
+            raise HiddenNumbers()
+        try:
+            transcripts.correct(db=db, seg=seg, text=text, version=version, actor=actor, username=username)
+        except transcripts.StaleVersion as e:  # nothing written; the client keeps its text
+            raise Conflict(SegmentRead.model_validate(e.current), str(e)) from None
+        case = cases.for_transcript(db=db, transcript_id=transcript_id)
+        learned = learn_terms(db=db, case=case, machine=seg.machine_text or "", corrected=seg.text, actor=actor)
+        changed = (cases.refresh_case(db=db, case=case, actor=actor, settings=settings,
+                                      reason="transcript.corrected", reindex_said=True) if case else [])
+        transcript = transcripts.get(db=db, transcript_id=transcript_id)
+        rec = recordings.get(db=db, recording_id=transcript.recording_id) if transcript else None
+        path, layout = (recordings.file_path(settings, rec), rec.layout) if rec else (None, "caller-left")
+        seg_id, new_version, case_id = seg.id, seg.version, case.id if case else None
+        start, end, speaker, new_text = seg.start, seg.end, seg.speaker, seg.text
+    applied_ms = (time.perf_counter() - started) * 1000
+    timing = corrections.retime(settings=settings, path=path, layout=layout, speaker=speaker, start=start, end=end,
+                                text=new_text)
+    with database.session() as db:
+        seg = db.get(Segment, seg_id, with_for_update=True)  # an edit racing this one: its words stand
+        assert seg is not None
+        if timing.aligned:
+            transcripts.set_words(db=db, seg=seg, words=timing.words, version=new_version)
+        else:
+            log.info("segment %s of transcript %s: word timings carried over from the machine's (spread evenly "
+                     "where it had none), alignment not possible: %s", idx, transcript_id, timing.note)
+        read = SegmentRead.model_validate(seg)
+    log.info("correction of segment %s of transcript %s searchable and re-extracted in %.0f ms (changed: %s; "
+             "terms learned: %s); word timings %.0f ms later", idx, transcript_id, applied_ms,
+             ", ".join(changed) or "-", ", ".join(learned) or "-",
+             (time.perf_counter() - started) * 1000 - applied_ms)
+    return CorrectionResult(segment=read, case_id=case_id, changed_fields=changed, learned_terms=learned,
+                            aligned=timing.aligned, applied_ms=round(applied_ms, 1))
+
+
+# --- existing cases processed again (`hotline cases refresh`) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    case_id: int
+    case_no: str
+    changed_fields: list[str]
+    terms_corrected: int  # segments whose text the term correction changed
+    replaced: transcripts.Replaced | None = None  # with retranscribe
+    skipped: str = ""  # why not retranscribed
+
+
+def _scorer_of_case(*, database: Database, settings: Settings, case_id: int) -> AudioScorer | None:
+    """The case's recording, to check facts against again (None: no recording file, or audio that does not
+    decode; the facts are then read from the text alone)."""
+    with database.session() as db:
+        case = cases.get(db=db, case_id=case_id)
+        rec = recordings.get(db=db, recording_id=case.recording_id) if case else None
+        if rec is None:
+            return None
+        path, options = recordings.file_path(settings, rec), asr_options(settings, rec.layout)
+    if not path.is_file():
+        return None
+    try:
+        return scorer_for(path, options, settings.models_dir)
+    except (AudioError, ModelError) as e:
+        log.warning("case %s: facts not checked against the audio (%s)", case_id, e)
+        return None
+
+
+def refresh_case(*, database: Database, settings: Settings, case_id: int, actor: str = "refresh",
+                 retranscribe: bool = False) -> Refreshed:
+    """One case processed again with what the site knows now (lexicon, enterprises on file): term
+    correction of the segments nobody edited, then extraction, applied to the fields nobody set (each change
+    audited with ``actor``). ``retranscribe``: the recording transcribed again first (outside any
+    transaction), its segments replacing those nobody edited."""
+    replaced, skipped = None, ""
+    result, scorer = None, None
+    if retranscribe:
+        with database.session() as db:
+            case = cases.get(db=db, case_id=case_id)
+            rec = recordings.get(db=db, recording_id=case.recording_id) if case else None
+            if rec is None:
+                raise ValueError(f"case {case_id} has no recording")
+            path = recordings.file_path(settings, rec)
+            options = replace(asr_options(settings, rec.layout), extra_terms=taxonomy.asr_terms(db=db))
+        if path.is_file():  # the audio checks the facts again too (app/cases/verify.py)
+            result, scorer = transcribe_and_score(path, options, settings.models_dir)
+        else:
+            skipped = f"录音文件缺失：{path.name}"
+    else:
+        scorer = _scorer_of_case(database=database, settings=settings, case_id=case_id)
+    with database.session() as db:
+        case = cases.get(db=db, case_id=case_id)
+        if case is None:
+            raise ValueError(f"case {case_id} does not exist")
+        transcript = transcripts.get(db=db, transcript_id=case.transcript_id) if case.transcript_id else None
+        if result is not None and transcript is not None:
+            search.index_case(db=db, case=case, segments=[])  # its entries point at the segments replaced
+            replaced = transcripts.replace_unedited(db=db, transcript=transcript, result=result)
+            audit.record(db=db, actor=actor, action="transcript.retranscribed", subject_type="transcript",
+                         subject_id=transcript.id, details={
+                             "removed": replaced.removed, "kept_edited": replaced.kept, "added": replaced.added,
+                             "engine": result.engine, "model": result.model, "processing_s": result.processing_s})
+        segments = cases.transcript_segments(db=db, case=case)
+        corrected = cases.correct_terms(db=db, segments=segments, actor=actor)
+        changed = cases.refresh_case(db=db, case=case, actor=actor, settings=settings, segments=segments,
+                                     reason="refresh", reindex_said=bool(corrected or replaced), scorer=scorer)
+        return Refreshed(case.id, case.case_no, changed, len(corrected), replaced, skipped)

@@ -1,19 +1,27 @@
-"""faster-whisper (CTranslate2) engine, decoding each utterance in a window of its own length.
+"""faster-whisper (CTranslate2) engine.
 
-Plain Whisper pads every input to a 30 s window, so a 3 s utterance costs as much encoder work as 30 s.
-Here VAD splits each channel into utterances (a pause of half a second ends one; none passes 28 s), each
-is encoded with only its own length plus one second, and utterances of similar length from all channels
-of a recording are encoded and decoded together in batches. On call audio this is about 2.5× faster than
-30 s windows at the same accuracy (``hotline bench asr``), and each utterance keeps its own timestamps.
+Two ways of decoding, for two kinds of audio:
+
+- **A party's channel of a call** goes through faster-whisper's own ``transcribe``: its VAD removes the
+  silences and joins what is said into windows of up to 30 s, Whisper's own window, decoded with its
+  timestamps, temperature fallback and the previous window's text as context, with no prompt. On calls
+  nobody tuned for this is what works best: decoding each utterance in a short window of its own (our
+  earlier way, 3× faster) and a domain prompt both cost accuracy (``hotline bench asr --baseline``
+  compares with plain faster-whisper in the same run). Each word keeps the decoder's probability.
+- **Speaker turns** of a single-microphone session (``regions``) and live clips keep the short windows:
+  each stretch is encoded with its own length plus one second, similar lengths batched together, so the
+  turns found by diarization stay the segments.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 import numpy as np
@@ -21,7 +29,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from asr.engines import SAMPLE_RATE, RawSegment, utterances
-from asr.types import AsrOptions
+from asr.types import AsrOptions, Word
 from asr.words import align_batch
 
 _TAIL_S = 1.0  # silence after each utterance inside its window (the model expects audio to trail off)
@@ -37,6 +45,34 @@ def _max_length(batch: list[_Utterance], prefix: int) -> int:
     its duration, so a repetition loop stops within a few words instead of running on to Whisper's context."""
     longest = max(u.end - u.start for u in batch)
     return min(_MAX_TOKENS - prefix, prefix + int(_TOKENS_PER_S * longest) + 12)
+
+
+_GIVE_UP_LOGPROB = -1.5  # mean token log-probability of a window Whisper could not decode at any temperature
+
+
+def _undecodable(piece: Any) -> bool:
+    """Whisper tried every temperature and still found nothing likely: what it wrote is noise, music or a
+    tone read as words (a recorded greeting became 生命健康福祭…, with English words in it), not speech."""
+    temperature = piece.temperature if piece.temperature is not None else 0.0
+    return bool(temperature >= 1.0 and piece.avg_logprob < _GIVE_UP_LOGPROB)
+
+
+_PAUSE_S = 0.5  # a pause this long between two words ends an utterance (as the VAD of short windows does)
+
+
+def _utterances_of(piece: Any) -> list[RawSegment]:
+    """A faster-whisper segment cut into utterances where its words leave a pause: a window of 30 s often
+    comes back as one segment, and a transcript line (what replay, search hits and facts point at) should be
+    what was said in one breath."""
+    words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in piece.words or []]
+    if not words:
+        return [RawSegment(float(piece.start), float(piece.end), piece.text)]
+    groups: list[list[Word]] = [[words[0]]]
+    for w in words[1:]:
+        if w.start - groups[-1][-1].end >= _PAUSE_S:
+            groups.append([])
+        groups[-1].append(w)
+    return [RawSegment(g[0].start, g[-1].end, "".join(w.text for w in g), g) for g in groups]
 
 
 @dataclass(frozen=True)
@@ -74,9 +110,12 @@ class FasterWhisperEngine:
     ) -> list[list[RawSegment]]:
         """Utterances of each channel with their text; times in seconds from the recording's start.
         ``regions``: the stretches to decode per channel (e.g. speaker turns); default: found by VAD."""
+        if regions is None:
+            with ThreadPoolExecutor(self.workers) as pool:  # the parties' channels side by side
+                return list(pool.map(self._transcribe_channel, channels))
         results: list[list[RawSegment]] = [[] for _ in channels]
         with ThreadPoolExecutor(self.workers) as pool:
-            spans = regions or list(pool.map(utterances, channels))  # the channels' VAD side by side too
+            spans = regions or list(pool.map(utterances, channels))
             pending = [
                 self._prepare(i, audio, start, end)
                 for i, audio in enumerate(channels)
@@ -90,6 +129,39 @@ class FasterWhisperEngine:
         for segments in results:
             segments.sort(key=lambda s: s.start)
         return results
+
+    def _transcribe_channel(self, audio: np.ndarray) -> list[RawSegment]:
+        """One party's channel through faster-whisper's own pipeline (VAD-joined 30 s windows, timestamps,
+        temperature fallback, previous text as context, no prompt), each word with its probability."""
+        with self._lock:
+            pieces, _info = self._whisper.transcribe(
+                audio, language=self.options.language, beam_size=self.options.beam_size, vad_filter=True,
+                word_timestamps=True)
+            return [u for p in pieces if p.text.strip() and not _undecodable(p) for u in _utterances_of(p)]
+
+    def score_texts(self, clip: np.ndarray, texts: Sequence[str]) -> list[float]:
+        """How well each text fits the clip (16 kHz float32): the sum of the log-probabilities Whisper gives
+        its tokens when made to say it (forced decoding, on one encoding of the clip shared by all texts)."""
+        return self.score_encoded(self.encode_clip(clip), texts)
+
+    def encode_clip(self, clip: np.ndarray) -> np.ndarray:
+        """The encoder's output for a clip (its first 29 s), kept to score several sets of texts against."""
+        clip = clip[: int((30 - _TAIL_S) * SAMPLE_RATE)]  # Whisper's window (a longer segment: its start)
+        features = self._whisper.feature_extractor(np.pad(clip, (0, int(_TAIL_S * SAMPLE_RATE))))[:, :3000]
+        with self._lock:
+            return np.asarray(self._whisper.model.encode(
+                ctranslate2.StorageView.from_array(features[None].astype(np.float32)), to_cpu=True))
+
+    def score_encoded(self, encoded: np.ndarray, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        tokens = [self._tokenizer.encode(t) or [self._tokenizer.eot] for t in texts]
+        start = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        with self._lock:
+            results = self._whisper.model.align(
+                ctranslate2.StorageView.from_array(np.repeat(encoded, len(texts), axis=0)), start, tokens,
+                [encoded.shape[1]] * len(texts))
+        return [float(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12)).sum()) for r in results]
 
     def decode_clips(self, clips: list[np.ndarray], beam_size: int | None = None, tail: float = 0.3) -> list[str]:
         """Text of each clip (16 kHz float32), all in one batch: live decoding's entry point. Live clips end

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from telephony.media_client import MediaClient
+from telephony.numbers import caller_id, first_caller_id
 from telephony.options import SipOptions
 from telephony.recorder import CallManifest, process_owner
 from telephony.sip import sdp, siprec
@@ -388,13 +389,13 @@ class UserAgentServer:
         call_uuid = uuid.uuid4().hex
         folder = self.opts.calls_dir / call_uuid
         folder.mkdir(parents=True)
-        identity = msg.get("p-asserted-identity") or msg.get("from")
         manifest = CallManifest(call_id=call_uuid, source="siprec" if is_siprec else "sip", external_id=msg.call_id,
-                                caller=uri_user(identity), called=uri_user(msg.get("to")) or uri_user(msg.uri),
+                                caller=calling_party(msg), called=uri_user(msg.get("to")) or uri_user(msg.uri),
                                 started_at=time.time(), owner=process_owner())
         if meta is not None:  # the parties of the recorded call, not the recording client
-            parties = {role: p.user for role, p in meta.roles_by_label(self.opts.agent_pattern).values()}
-            manifest.caller, manifest.called = parties.get("caller", ""), parties.get("agent", "")
+            parties = meta.parties(self.opts.agent_pattern)
+            manifest.caller, manifest.called = (caller_id(parties[r].aor) if r in parties else ""
+                                                for r in ("caller", "agent"))
         local_address = self.opts.public_address or _local_address_for(txn.addr[0], self.opts.host)
         call = SipCall(manifest, folder, msg, txn.transport, txn.addr, new_tag(), local_address, streams,
                        is_siprec, invite_txn=txn)
@@ -648,6 +649,16 @@ class UserAgentServer:
 
 class UnsupportedBody(ValueError):
     pass
+
+
+def calling_party(msg: SipMessage) -> str:
+    """The calling number of an INVITE: P-Asserted-Identity (the network's assertion; a header may list a
+    sip: and a tel: URI), then Remote-Party-ID, then From; a phone number before a name; a withheld one
+    (``anonymous``) is ''. PAI is kept when ``Privacy: id`` asks to hide it downstream: we are the far
+    end it is asserted to."""
+    asserted = [uri for name in ("p-asserted-identity", "remote-party-id") for value in msg.get_all(name)
+                for uri in (re.findall(r"<([^>]+)>", value) or [value])]
+    return first_caller_id([*asserted, msg.get("from")])
 
 
 def _law(choice: sdp.Choice) -> int:

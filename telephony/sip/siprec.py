@@ -41,11 +41,27 @@ class Metadata:
     stream_labels: dict[str, str] = field(default_factory=dict)  # stream_id → SDP label
     sends: dict[str, str] = field(default_factory=dict)  # stream_id → participant_id
 
+    def agent(self, agent_pattern: str) -> Participant | None:
+        """The participant on our side: the first whose user part matches ``agent_pattern`` (when not all
+        do), else the second one listed."""
+        agents = [p for p in self.participants if re.fullmatch(agent_pattern, p.user)]
+        return agents[0] if agents and len(agents) < len(self.participants) else (
+            self.participants[1] if len(self.participants) > 1 else None)
+
+    def parties(self, agent_pattern: str) -> dict[str, Participant]:
+        """caller → the participant who phoned in, agent → ours: those sending the streams first, else
+        any other participant the metadata names (a recording of one party still knows both numbers)."""
+        out: dict[str, Participant] = {}
+        for role, who in self.roles_by_label(agent_pattern).values():
+            out.setdefault(role, who)
+        agent = self.agent(agent_pattern)
+        for who in self.participants:
+            out.setdefault("agent" if who == agent else "caller", who)
+        return out
+
     def roles_by_label(self, agent_pattern: str) -> dict[str, tuple[str, Participant]]:
         """SDP label → (caller|agent, participant) for every stream a participant sends."""
-        agents = [p for p in self.participants if re.fullmatch(agent_pattern, p.user)]
-        agent = agents[0] if agents and len(agents) < len(self.participants) else (
-            self.participants[1] if len(self.participants) > 1 else None)
+        agent = self.agent(agent_pattern)
         out = {}
         by_id = {p.participant_id: p for p in self.participants}
         for stream_id, pid in self.sends.items():

@@ -7,12 +7,15 @@ export type Query = Record<string, QueryValue>
 export class ApiError extends Error {
   readonly status: number
   readonly code: string
+  /** the error response's parsed JSON (e.g. a 409's ``current``), null where there was none */
+  readonly body: unknown
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, body: unknown = null) {
     super(message)
     this.name = 'ApiError'
     this.status = status
     this.code = code
+    this.body = body
   }
 
   /** The route is not on this server yet (404 from the router, 405): the feature is not available. */
@@ -57,7 +60,7 @@ export function errorFromResponse(status: number, body: unknown): ApiError {
     return new ApiError(status, code ?? 'server_error', detail && HAN.test(detail) ? detail : message)
   }
   const message = detail && HAN.test(detail) ? detail : GENERIC[status] ?? `请求失败（${status}）`
-  return new ApiError(status, code ?? `http_${status}`, message)
+  return new ApiError(status, code ?? `http_${status}`, message, body)
 }
 
 export function networkError(): ApiError {

@@ -1,6 +1,7 @@
 import { request, requestBlob, type Query } from './http'
 import type {
-  AuditEvent, Call, CaseDetail, CaseSummary, LexiconTerm, Page, SearchResults, Stats, TaxonomyCategory, User,
+  AuditEvent, Call, CaseDetail, CaseSummary, CorrectionResult, LexiconTerm, Page, SearchResults, Stats,
+  TaxonomyCategory, User,
 } from './types'
 
 const V1 = '/api/v1'
@@ -23,6 +24,9 @@ export const api = {
   escalate: (id: number, note: string) =>
     request<CaseDetail>(`${V1}/cases/${id}/escalate`, { method: 'POST', json: { note } }),
   timeline: (id: number) => request<AuditEvent[]>(`${V1}/cases/${id}/timeline`),
+  /** a person's correction of one transcript segment; ``version``: the one it was made on (409 if stale) */
+  correctSegment: (transcriptId: number, idx: number, body: { text: string; version: number }) =>
+    request<CorrectionResult>(`${V1}/transcripts/${transcriptId}/segments/${idx}`, { method: 'PATCH', json: body }),
 
   search: (query: Query) => request<SearchResults>(`${V1}/search`, { query }),
 

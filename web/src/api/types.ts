@@ -9,8 +9,9 @@ export interface User {
   active: boolean
 }
 
-/** A word of a post-call segment and when it was said: [start, end, text], seconds from the recording's start. */
-export type TimedWord = [start: number, end: number, text: string]
+/** A word of a post-call segment and when it was said: [start, end, text], seconds from the recording's start,
+ * and the decoder's probability (0–1) as a 4th element where it gave one (older rows have none). */
+export type TimedWord = [start: number, end: number, text: string, probability?: number]
 
 export interface Segment {
   id?: number
@@ -20,6 +21,20 @@ export interface Segment {
   speaker: string
   text: string
   words?: TimedWord[] // concatenate to ``text``; [] (or absent: live segments) where none were made
+  version?: number // send back with a correction; a stale one gets 409
+  machine_text?: string | null // the machine's text, once a person corrected it
+  edited_by?: string | null // 已校对 by
+  edited_at?: string | null
+}
+
+/** PATCH /transcripts/{id}/segments/{idx}: the corrected segment and what the correction set going. */
+export interface CorrectionResult {
+  segment: Segment
+  case_id: number | null
+  changed_fields: string[]
+  learned_terms: string[]
+  aligned: boolean
+  applied_ms: number
 }
 
 export interface Transcript {
@@ -42,6 +57,8 @@ export interface Extracted {
   speaker?: string
   segment?: number
   text?: string
+  status?: string // 待核实: too unsure to fill in; the agent checks and adopts or corrects it
+  enterprise_id?: number // the registry entry the name resolved to (linked when staff confirm it)
 }
 
 export interface Sla {
@@ -76,6 +93,7 @@ export interface CaseSummary {
   group_case?: boolean
   extracted?: Record<string, Extracted>
   suggested?: Record<string, unknown>
+  locked_fields?: string[] | null // set or confirmed by a person: re-extraction leaves them
   confirmed_by?: string | null
   confirmed_at?: string | null
   difficulty?: string

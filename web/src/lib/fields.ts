@@ -64,6 +64,10 @@ export const ACTION_LABELS: Record<string, string> = {
   'recording.downloaded': '下载录音',
   'recording.transcribed': '转写完成',
   'transcript.created': '转写完成',
+  'transcript.corrected': '校对转写',
+  'transcript.term_corrected': '术语纠正',
+  'transcript.retranscribed': '重新转写',
+  'lexicon.added': '词库新增',
 }
 
 export function fieldLabel(key: string): string {

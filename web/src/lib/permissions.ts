@@ -5,21 +5,21 @@ import type { Role } from '../api/types'
 export type Permission =
   | 'case:read' | 'recording:upload' | 'recording:play' | 'recording:download' | 'transcript:read' | 'search'
   | 'audit:read' | 'user:admin' | 'phone:unmasked' | 'id:unmasked' | 'case:update' | 'case:escalate'
-  | 'stats:read' | 'taxonomy:admin'
+  | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin'
 
 const ALL: Permission[] = [
   'case:read', 'recording:upload', 'recording:play', 'recording:download', 'transcript:read', 'search',
   'audit:read', 'user:admin', 'phone:unmasked', 'id:unmasked', 'case:update', 'case:escalate', 'stats:read',
-  'taxonomy:admin',
+  'taxonomy:admin', 'enterprise:read', 'enterprise:admin',
 ]
 
 export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
   agent: new Set<Permission>(['case:read', 'recording:upload', 'recording:play', 'transcript:read', 'search',
-    'phone:unmasked', 'case:update']),
+    'phone:unmasked', 'case:update', 'enterprise:read']),
   mediator: new Set<Permission>(['case:read', 'recording:upload', 'recording:play', 'recording:download',
-    'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update']),
+    'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update', 'enterprise:read']),
   manager: new Set<Permission>(['case:read', 'recording:play', 'recording:download', 'transcript:read', 'search',
-    'audit:read', 'case:update', 'case:escalate', 'stats:read']),
+    'audit:read', 'case:update', 'case:escalate', 'stats:read', 'enterprise:read']),
   admin: new Set<Permission>(ALL),
 }
 

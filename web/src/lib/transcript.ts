@@ -98,7 +98,7 @@ export function activeSegment(segments: readonly Timed[], t: number): number {
 /** The index of the word being heard at ``t`` seconds in a segment's words ([start, end, text], in order): the
  * last one started by then, kept lit through a short gap until the next one starts; -1 before the first word
  * and once the last one has ended. */
-export function activeWord(words: readonly (readonly [number, number, string])[], t: number): number {
+export function activeWord(words: readonly (readonly [number, number, string, number?])[], t: number): number {
   let lo = 0
   let hi = words.length - 1
   let last = -1
