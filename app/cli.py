@@ -170,6 +170,10 @@ def worker(
     with _database(settings) as database:
         queue = JobQueue(settings, database=database)
         _preload_model(settings)
+        with database.session() as db:  # the registry's index is built before the first call needs it
+            from app.enterprises import service as enterprises
+
+            enterprises.resolver(db=db)
         if parent_pid:
             threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
         queue.run_worker(workers=concurrency or settings.worker_concurrency)
