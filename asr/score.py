@@ -36,9 +36,7 @@ class AudioScorer:
 
     def score(self, speaker: str, start: float, end: float, texts: Sequence[str]) -> list[float]:
         """Log-probability of each text said by ``speaker`` between ``start`` and ``end`` (seconds)."""
-        audio = self.channels.get(speaker)
-        if audio is None:
-            audio = next(iter(self.channels.values()))
+        audio = self.channels.get(speaker, next(iter(self.channels.values())))  # S1, S2 …: the one microphone
         todo = list(dict.fromkeys(t for t in texts if (speaker, start, end, t) not in self._cache))
         if todo:
             key = (speaker, start, end)

@@ -96,19 +96,30 @@ def transcribe_and_score(path: Path, options: AsrOptions, cache_dir: Path) -> tu
     case's facts; None where the engine cannot score (openai-whisper)."""
     engine = load_engine(options, cache_dir)
     channels = decode(path)
-    return transcribe_channels(channels, options, engine), _scorer(engine, channels, options.layout)
+    return transcribe_channels(channels, options, engine), audio_scorer(engine, channels, options.layout)
 
 
 def scorer_for(path: Path, options: AsrOptions, cache_dir: Path) -> AudioScorer | None:
     """A scorer of candidate texts against a recording already transcribed (re-checking a case's facts)."""
-    return _scorer(load_engine(options, cache_dir), decode(path), options.layout)
+    return audio_scorer(load_engine(options, cache_dir), decode(path), options.layout)
 
 
-def _scorer(engine: Engine, channels: list[np.ndarray], layout: Layout) -> AudioScorer | None:
+def audio_scorer(engine: Engine, channels: list[np.ndarray], layout: Layout) -> AudioScorer | None:
+    """A scorer of texts against decoded channels, by speaker role; None where the engine cannot score."""
     if not hasattr(engine, "score_encoded"):
         return None
+    return AudioScorer(cast(TextScorer, engine), by_role(channels, layout))
+
+
+def by_role(channels: list[np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
+    """Each speaker role's audio: a call's parties on their channels; one microphone ("room") for the mix of
+    a session (its S1, S2 … all spoke into it)."""
     if layout == "mono" or len(channels) == 1:
-        by_role = {"room": np.mean(channels, axis=0).astype(np.float32)}
-    else:
-        by_role = dict(zip(speakers_for(layout), channels[:2], strict=True))
-    return AudioScorer(cast(TextScorer, engine), by_role)
+        return {"room": np.mean(channels, axis=0).astype(np.float32)}
+    return dict(zip(speakers_for(layout), channels[:2], strict=True))
+
+
+def speaker_audio(channels: list[np.ndarray], layout: Layout, speaker: str) -> np.ndarray:
+    """The audio ``speaker`` was recorded on: their channel of a call, the one microphone of a session."""
+    roles = by_role(channels, layout)
+    return roles.get(speaker, next(iter(roles.values())))

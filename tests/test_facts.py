@@ -109,12 +109,12 @@ def test_two_parties_naming_different_districts_is_unsure() -> None:
 def test_a_count_the_audio_says_otherwise_is_marked_unverified() -> None:
     said = _said("我们同十个人都没拿到工资")
     ev = said[0].evidence(10, 0.7)
-    checked = verify.check_number(Scores(["30个人"]), ev, said, parse=verify.spoken_numbers, unit="人")
+    checked = verify.check_number(Scores(["30个人"]), ev, said)
     assert checked is not None and checked.value == 30 and checked.status == verify.UNVERIFIED
 
 
 def test_a_number_read_back_by_the_agent_is_surer() -> None:
     said = [*_said("一共欠了42000元"), Said(1, Segment(6.0, 8.0, "agent", "42000元，对吧？"), "42000元，对吧？")]
     ev = said[0].evidence(42000, 0.7)
-    checked = verify.check_number(None, ev, said, parse=verify.spoken_numbers)
+    checked = verify.check_number(None, ev, said)
     assert checked is not None and checked.confidence == pytest.approx(0.85)

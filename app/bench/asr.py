@@ -8,7 +8,7 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from app.cases.suggest import suggest
 from app.config import Settings
@@ -17,9 +17,9 @@ from app.transcripts.flows import asr_options
 from asr.audio import decode
 from asr.metrics import char_errors
 from asr.models import ModelError
-from asr.score import AudioScorer, TextScorer
+from asr.score import AudioScorer
 from asr.types import AsrOptions, Layout, Segment
-from asr.worker import load_engine, speakers_for, transcribe_channels, warm_up
+from asr.worker import audio_scorer, load_engine, transcribe_channels, warm_up
 
 
 @dataclass
@@ -104,7 +104,6 @@ def _baseline(corpus: Path, settings: Settings, options: AsrOptions, ours: list[
 
     from asr.audio import SAMPLE_RATE
     from asr.models import resolve_model_dir
-    from asr.types import Segment
 
     model = WhisperModel(str(resolve_model_dir(options.model_dir, settings.models_dir)), device="cpu",
                          compute_type=options.compute_type, cpu_threads=2)
@@ -144,10 +143,10 @@ def _checked_facts(segments: list[Segment], scorer: AudioScorer, resolver: Resol
 
 def registry(corpus: Path, size: int = 20_000, seed: int = 12351) -> Resolver:
     """The registry `hotline bench cases` seeds (the corpus's registry_seed.csv among generated names)."""
-    from app.bench.cases import SEED_FILE, _seed_rows
+    from app.bench.cases import SEED_FILE, seed_rows
     from app.enterprises.service import read_rows
 
-    rows, _errors = read_rows(_seed_rows(corpus / SEED_FILE, size, seed))
+    rows, _errors = read_rows(seed_rows(corpus / SEED_FILE, size, seed))
     return Resolver((k, row.name, row.aliases) for k, row in enumerate(rows))
 
 
@@ -168,9 +167,9 @@ def _transcribe_corpus(corpus: Path, settings: Settings, options: AsrOptions,
             layout = "caller-left" if truth.get("channels", {}).get("left", "caller") == "caller" else "agent-left"
         result = transcribe_channels(channels, dataclasses.replace(options, layout=layout), engine)
         segments = result.segments
-        if is_call and resolver is not None and hasattr(engine, "score_encoded"):
-            segments = _checked_facts(segments, AudioScorer(cast(TextScorer, engine), dict(
-                zip(speakers_for(layout), channels[:2], strict=True))), resolver)
+        scorer = audio_scorer(engine, channels, layout) if is_call and resolver is not None else None
+        if scorer is not None and resolver is not None:
+            segments = _checked_facts(segments, scorer, resolver)
         elapsed = time.perf_counter() - t0
         errors, chars, pairs = (_score_call if is_call else _score_session)(truth, segments)
         der = None if is_call else _der(truth, result.segments)

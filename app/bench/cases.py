@@ -94,7 +94,7 @@ class Result:
     seconds: float
 
 
-def _seed_rows(seed_path: Path, size: int, seed: int) -> bytes:
+def seed_rows(seed_path: Path, size: int, seed: int) -> bytes:
     """The registry file: the corpus's seed rows among ``size`` generated names (none sharing a seed name's
     brand), as a UTF-8 CSV the importer reads."""
     from app.bench.enterprises import Registry
@@ -177,7 +177,7 @@ def run(corpus: Path, *, as_json: bool = False, registry_size: int = DEFAULT_REG
     with tempfile.TemporaryDirectory(prefix="hotline-bench-registry-") as tmp:
         started = time.perf_counter()
         seed_path = seed_file or corpus / SEED_FILE
-        template = _template(base, model_dir, _seed_rows(seed_path, registry_size, seed), Path(tmp) / "var")
+        template = _template(base, model_dir, seed_rows(seed_path, registry_size, seed), Path(tmp) / "var")
         if not as_json:
             print(f"registry: {registry_size} generated names" + (f" + {seed_path}" if seed_path.exists() else "")
                   + f", imported in {time.perf_counter() - started:.1f} s")

@@ -17,7 +17,7 @@ text) where it was said.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +39,7 @@ PLACES_FILE = Path(__file__).parent / "data" / "qingdao_places.txt"
 CITY = "青岛"
 _REGISTERED = ("股份有限公司", "有限责任公司", "有限公司", "集团")
 _PLAIN = ("分公司", "公司", "工厂", "厂", "酒店", "医院", "学校", "商场", "超市", "饭店", "宾馆", "工地", "项目部")
-_ORG_SUFFIX = re.compile("|".join((*_REGISTERED, *_PLAIN)))
+ORG_SUFFIX = re.compile("|".join((*_REGISTERED, *_PLAIN)))
 _INDEFINITE = ("一家", "这家", "那家", "哪家", "我们", "他们", "你们", "这个", "那个", "什么", "别的", "其他",
                "正式", "原来", "现在", "以前", "自己", "一个")
 # Characters that end a name when reading backwards from its suffix ("我在城阳区的青岛…公司").
@@ -90,7 +90,7 @@ class Said:
 
 def prepare(segments: Sequence[Segment], known: Iterable[str] = ()) -> list[Said]:
     """The segments with the domain lexicon plus ``known`` names (and their cores) corrected in."""
-    extra = tuple(sorted({t for name in known for t in (name, _core(name)) if len(t) >= 2}))
+    extra = tuple(sorted({t for name in known for t in (name, core_of(name)) if len(t) >= 2}))
     corrector = default_corrector(extra)
     return [Said(i, s, corrector.correct(s.text)[0]) for i, s in enumerate(segments)]
 
@@ -150,7 +150,7 @@ def sound_distance(a: str, b: str) -> float:
 # --- enterprise -----------------------------------------------------------------------------------------
 
 
-def _core(name: str) -> str:
+def core_of(name: str) -> str:
     """青岛海丰水产有限公司 → 海丰水产: the part people say on its own."""
     for suffix in sorted((*_REGISTERED, *_PLAIN), key=len, reverse=True):
         if name.endswith(suffix):
@@ -236,7 +236,7 @@ def closest_known(name: str, known: Iterable[str]) -> tuple[str, float] | None:
     """The name on file that sounds most like ``name`` (whole or core), with its distance, if near."""
     best: tuple[str, float] | None = None
     for k in known:
-        d = min(sound_distance(name, k), sound_distance(_core(name), _core(k)) if len(_core(k)) >= 3 else 1.0)
+        d = min(sound_distance(name, k), sound_distance(core_of(name), core_of(k)) if len(core_of(k)) >= 3 else 1.0)
         if d <= 0.3 and (best is None or d < best[1]):
             best = (k, d)
     return best
@@ -250,10 +250,10 @@ def enterprise(segments: Sequence[Segment], *, known: Sequence[str] = (),
     found: list[tuple[tuple[int, int, int, int], Evidence]] = []
     for s in said:
         text = _fix_registered_suffix(s.text)
-        for m in _ORG_SUFFIX.finditer(text):
+        for m in ORG_SUFFIX.finditer(text):
             found += _candidate(s, text, m, known)
         for k in known:  # a name on file said by its core alone ("在海丰上班")
-            core = _core(k)
+            core = core_of(k)
             if len(core) >= 3 and core in text:
                 ev = s.evidence(k, 0.85)
                 found.append(((1, 1, int(s.seg.speaker != "agent"), len(k)), ev))
@@ -323,18 +323,25 @@ def _suffix_like(ch: str) -> bool:
     return False
 
 
-def district(segments: Sequence[Segment], *, said: Sequence[Said] | None = None) -> Evidence | None:
-    """The first district named by the caller (else the agent): full name, short name, a street or town of
-    it, or a short name heard as a homophone followed by something like 区/市 (劳山齐 → 崂山区)."""
-    said = said if said is not None else prepare(segments)
+def place_mentions(said: Iterable[Said]) -> Iterator[Evidence]:
+    """Every place written in full in the segments, in their order, as the district it is in: a district's
+    name or short name, a street or town of it (confidence 0.9 for a district's full name, else 0.8)."""
     pattern = _place_pattern()
-    for s in by_caller_first(said):
+    for s in said:
         for m in pattern.finditer(s.text):
             name = m.group(0)
             if name in DISTRICT_ALIASES and s.text[m.end():m.end() + 1] in ("路", "街"):
                 continue  # 即墨路 is a street in 市北区, not 即墨区
-            confidence = 0.9 if name in DISTRICTS else 0.8
-            return s.evidence(_district_of(name), confidence)
+            yield s.evidence(_district_of(name), 0.9 if name in DISTRICTS else 0.8)
+
+
+def district(segments: Sequence[Segment], *, said: Sequence[Said] | None = None) -> Evidence | None:
+    """The first district named by the caller (else the agent): full name, short name, a street or town of
+    it, or a short name heard as a homophone followed by something like 区/市 (劳山齐 → 崂山区)."""
+    said = said if said is not None else prepare(segments)
+    first = next(place_mentions(by_caller_first(said)), None)
+    if first is not None:
+        return first
     for s in by_caller_first(said):
         heard = _heard_district(s.text)
         if heard:

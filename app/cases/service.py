@@ -18,16 +18,18 @@ from app.cases.models import Case, CaseStatus, Counter
 from app.cases.suggest import FIELDS as SUGGESTED_FIELDS
 from app.cases.suggest import Suggestion, suggest
 from app.cases.summary import Summary, summarize
-from app.cases.verify import NameResolver, Scorer
+from app.cases.verify import UNVERIFIED, NameResolver, Scorer
 from app.config import Settings
 from app.db import as_utc, utcnow
 from app.recordings.models import Recording
 from app.search import service as search
 from app.taxonomy import service as taxonomy
+from app.taxonomy.models import LexiconTerm
 from app.transcripts import service as transcripts
 from app.transcripts.models import Segment as TranscriptSegment
 from app.transcripts.models import Transcript
 from asr import words as asr_words
+from asr.lexicon import default_corrector
 from asr.types import Segment as AsrSegment
 
 CASE_PREFIX = "12351"
@@ -70,9 +72,6 @@ def file_case(*, db: Session, recording: Recording, transcript: Transcript, acto
     cat = found.category
     values = {name: found.value(name) for name in SUGGESTED_FIELDS}
     extracted, suggested = found.extracted(), found.suggested()
-    if found.enterprise_id is not None:  # the registry entry it resolved to: linked when staff confirm
-        extracted["enterprise"]["enterprise_id"] = found.enterprise_id
-        extracted["enterprise"]["heard"] = found.enterprise_heard
     number = caller.signalled(db=db, recording_id=recording.id)  # a call's number beats one read out in it
     if number:
         caller.take_signalled(number, values=values, extracted=extracted, suggested=suggested)
@@ -335,8 +334,6 @@ def correct_terms(*, db: Session, segments: Sequence[TranscriptSegment], actor: 
     """Domain-term correction (asr/lexicon.py, with the lexicon and the enterprises on file as they are now)
     run again on the segments no person edited; each change audited as ``transcript.term_corrected``.
     Returns the idx of the segments changed."""
-    from asr.lexicon import default_corrector
-
     corrector = default_corrector(taxonomy.asr_terms(db=db))
     changed = []
     for seg in segments:
@@ -370,8 +367,6 @@ def _machine_owned(case: Case, name: str) -> bool:
 
 def _on_file_elsewhere(db: Session, case: Case, name: str) -> bool:
     """Whether an enterprise name is on file apart from this case (another case, the lexicon)."""
-    from app.taxonomy.models import LexiconTerm
-
     other = db.execute(sa.select(Case.id).where(Case.enterprise == name, Case.id != case.id).limit(1)).first()
     term = db.execute(sa.select(LexiconTerm.id).where(LexiconTerm.term == name)).first()
     return other is not None or term is not None
@@ -379,18 +374,15 @@ def _on_file_elsewhere(db: Session, case: Case, name: str) -> bool:
 
 def refresh_case(*, db: Session, case: Case, actor: str, settings: Settings | None = None,
                  segments: Sequence[TranscriptSegment] | None = None, reason: str = "refresh",
-                 reindex_said: bool = False, scorer: Scorer | None = None) -> list[str]:
+                 reindex_said: bool = False, scorer: Scorer | None = None,
+                 resolver: NameResolver | None = None) -> list[str]:
     """The machine's suggestions made again from the transcript as it now stands (people's corrections, the
     lexicon, enterprises on file and the registry as they are now) and applied to the fields no person set:
     each change audited as ``case.updated`` {field, before, after, reason}; ``extracted`` follows for those
-    fields. ``scorer``: the recording's audio to check facts against (a retranscription has it); without
+    fields. ``resolver``: the enterprise registry. ``scorer``: the recording's audio to check facts against; without
     it, a value found again as it was keeps the check it had, and one said in a segment a person corrected
     counts as heard right (not 待核实). The caller's number from signalling stays.
     The case is indexed again (``reindex_said``: its transcript entries too). Returns the fields changed."""
-    from app.cases import caller
-    from app.cases.verify import UNVERIFIED
-    from app.enterprises import service as enterprises
-
     settings = settings or Settings()
     rows = list(segments) if segments is not None else transcript_segments(db=db, case=case)
     said = [AsrSegment(s.start, s.end, s.speaker, s.text) for s in rows]
@@ -400,8 +392,7 @@ def refresh_case(*, db: Session, case: Case, actor: str, settings: Settings | No
         # the machine's own earlier guess is no name on file: it must not pull a corrected name back to it
         known, terms = [k for k in known if k != own], tuple(t for t in terms if t != own)
     found = suggest(said, taxonomy=taxonomy.rules(db=db), known_enterprises=known, lexicon=terms,
-                    group_case_workers=settings.group_case_workers, scorer=scorer,
-                    resolver=enterprises.resolver(db=db))
+                    group_case_workers=settings.group_case_workers, scorer=scorer, resolver=resolver)
     locked = set(case.locked_fields or [])
     changed: list[str] = []
     if "category" not in locked:
@@ -410,6 +401,7 @@ def refresh_case(*, db: Session, case: Case, actor: str, settings: Settings | No
             changed.append("category")
         case.category_confidence, case.category_evidence = cat.confidence, cat.evidence
     extracted = dict(case.extracted or {})
+    found_extracted = found.extracted()
     edited = {s.idx: s.text for s in rows if s.edited_by is not None}
     for name in SUGGESTED_FIELDS:
         old = extracted.get(name) if isinstance(extracted.get(name), dict) else None
@@ -420,19 +412,14 @@ def refresh_case(*, db: Session, case: Case, actor: str, settings: Settings | No
         if evidence is None:
             extracted.pop(name, None)
         else:
-            new = evidence.as_json()
-            if name == "enterprise" and found.enterprise_id is not None:
-                new["enterprise_id"] = found.enterprise_id
+            new = found_extracted[name]
             said_by_person = edited.get(new.get("segment", -1))
-            if new.get("status") == UNVERIFIED and said_by_person is not None and (
-                    not isinstance(evidence.value, str) or evidence.value in said_by_person):
-                new.pop("status")  # said so in a segment a person corrected: heard right
-                value = evidence.value
-            elif (scorer is None and old and old.get("value") == new.get("value") and old.get("status") != UNVERIFIED
-                    and new.get("status") == UNVERIFIED):  # checked on the audio when filed: still holds
-                new.pop("status", None)
-                if "status" in old:
-                    new["status"] = old["status"]
+            heard_right = said_by_person is not None and (  # said so in a segment a person corrected
+                not isinstance(evidence.value, str) or evidence.value in said_by_person)
+            still_holds = (scorer is None and old is not None and old.get("value") == new.get("value")
+                           and old.get("status") != UNVERIFIED)  # checked on the audio when filed
+            if new.get("status") == UNVERIFIED and (heard_right or still_holds):
+                new["status"] = ""
                 value = evidence.value
             extracted[name] = new
         if _set(db, case, actor, name, value, reason=reason):

@@ -42,8 +42,13 @@ class Suggestion:
         return found.value if found and found.status != verify.UNVERIFIED else None
 
     def extracted(self) -> dict[str, dict[str, Any]]:
-        """Case.extracted: {field: {value, confidence, start, end, speaker, segment, text}}."""
-        return {name: ev.as_json() for name, ev in self.fields.items()}
+        """Case.extracted: {field: {value, confidence, start, end, speaker, segment, text, status}}; the
+        enterprise's also says which registry entry it resolved to (linked when staff confirm it) and how it was
+        heard."""
+        out = {name: ev.as_json() for name, ev in self.fields.items()}
+        if self.enterprise_id is not None and "enterprise" in out:
+            out["enterprise"] |= {"enterprise_id": self.enterprise_id, "heard": self.enterprise_heard}
+        return out
 
     def suggested(self) -> dict[str, Any]:
         """Case.suggested: what the machine proposed, kept as it was when staff change the case."""
@@ -77,10 +82,8 @@ def suggest(segments: Sequence[Segment], *, taxonomy: Sequence[CategoryRule] | N
     found["age_bracket"] = dimensions.age_bracket(said)
     found["enterprise_type"] = dimensions.enterprise_type(said, found["enterprise"])
     found["arrears_type"] = dimensions.arrears_type(said, cat.category)
-    found["workers"] = verify.check_number(scorer, dimensions.workers(said), said, parse=verify.spoken_numbers,
-                                           unit="人")
-    found["amount"] = (verify.check_number(scorer, dimensions.amount(said), said, parse=verify.spoken_numbers,
-                                           unit="元")
+    found["workers"] = verify.check_number(scorer, dimensions.workers(said), said)
+    found["amount"] = (verify.check_number(scorer, dimensions.amount(said), said)
                        or verify.amount_heard_as_count(scorer, said))
     found["caller_phone"] = dimensions.caller_phone(said)
     fields = {k: v for k, v in found.items() if v is not None}

@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Protocol
 
 from app.cases import extract, numbers_zh
 from app.cases.extract import (
-    DISTRICT_ALIASES,
     DISTRICTS,
     Evidence,
     Said,
@@ -193,15 +192,9 @@ def district(said: Sequence[Said], scorer: Scorer | None, *, heard: Evidence | N
     votes: dict[str, list[Evidence]] = {}
     if heard is not None:
         votes.setdefault(heard.value, []).append(heard)
-    for s in said:  # every place written in full, by either party
-        for m in extract._place_pattern().finditer(s.text):
-            name = m.group(0)
-            if name in DISTRICT_ALIASES and s.text[m.end():m.end() + 1] in ("路", "街"):
-                continue
-            value = extract._district_of(name)
-            ev = s.evidence(value, 0.9 if name in DISTRICTS else 0.8)
-            if not any(e.segment == ev.segment for e in votes.get(value, [])):
-                votes.setdefault(value, []).append(ev)
+    for ev in extract.place_mentions(said):  # every place written in full, by either party
+        if not any(e.segment == ev.segment for e in votes.get(ev.value, [])):
+            votes.setdefault(ev.value, []).append(ev)
     if scorer is not None:
         for slot in place_slots(said):
             choice = choose(scorer, slot)
@@ -256,28 +249,25 @@ def number_variants(value: int) -> list[int]:
     return sorted(v for v in out if v > 0)
 
 
-def check_number(scorer: Scorer | None, ev: Evidence | None, said: Sequence[Said], *,
-                 parse: Callable[[str], list[tuple[int, int, int]]], also: Sequence[int] = (),
-                 unit: str | None = None) -> Evidence | None:
-    """``ev`` (a count or an amount found in the text) checked against the audio: the number's stretch in
-    its segment is tried with its variants and with ``also`` (values said elsewhere in the call). ``parse``
-    finds (value, i, j) numbers in a text. ``unit``: 人 for a count, 元 for an amount: where the other unit
-    fits the audio better (人 and 元 are confused on the telephone), the number is marked 待核实."""
+def check_number(scorer: Scorer | None, ev: Evidence | None, said: Sequence[Said]) -> Evidence | None:
+    """``ev`` (a count or an amount found in the text) checked against the audio: the same number said in
+    another segment (the agent reading it back) makes it surer; where the other kind of unit fits the audio
+    better (人 and 元 are confused on the telephone) it is marked 待核实; otherwise the number's stretch is
+    tried with its variants, and another number that fits better is taken, marked 待核实."""
     if ev is None:
         return None
     s = next((x for x in said if x.index == ev.segment), None)
     if s is None:
         return ev
-    spans = [(v, i, j) for v, i, j in parse(s.text) if v == ev.value]
-    agreeing = [x for x in said if x.index != s.index and any(v == ev.value for v, _, _ in parse(x.text))]
+    spans = [(v, i, j) for v, i, j in spoken_numbers(s.text) if v == ev.value]
+    agreeing = [x for x in said if x.index != s.index and any(v == ev.value for v, _, _ in spoken_numbers(x.text))]
     confidence = ev.confidence + (0.15 if agreeing else 0.0)
     if scorer is None or not spans:
         return with_confidence(ev, confidence)
     _, i, j = spans[0]
-    if unit is not None and _other_unit_fits(scorer, s, j, unit):
+    if _other_unit_fits(scorer, s, j):
         return with_confidence(ev, min(confidence, 0.45))  # heard 200人, said 200元 (or the reverse): ask
-    candidates = sorted({ev.value, *number_variants(ev.value), *also})
-    slot = Slot(s, tuple((str(v), i, j) for v in candidates))
+    slot = Slot(s, tuple((str(v), i, j) for v in number_variants(ev.value)))
     choice = choose(scorer, slot)
     if choice is None:
         return with_confidence(ev, confidence - 0.2)
@@ -290,7 +280,7 @@ def check_number(scorer: Scorer | None, ev: Evidence | None, said: Sequence[Said
 _UNITS = {"人": "元", "元": "人", "块": "人"}
 
 
-def _other_unit_fits(scorer: Scorer, s: Said, j: int, unit: str) -> bool:
+def _other_unit_fits(scorer: Scorer, s: Said, j: int) -> bool:
     """Whether the unit after a number (at ``j``, within two characters: 个人, 块钱) fits the audio worse than
     the other kind of unit would."""
     k = next((k for k in range(j, min(j + 3, len(s.text))) if s.text[k] in _UNITS), None)
@@ -311,7 +301,7 @@ def amount_heard_as_count(scorer: Scorer | None, said: Sequence[Said]) -> Eviden
         if s.seg.speaker == "agent":
             continue
         for value, _i, j in spoken_numbers(s.text):
-            if value >= 1000 and s.text[j:j + 1] == "人" and _other_unit_fits(scorer, s, j, "人"):
+            if value >= 1000 and s.text[j:j + 1] == "人" and _other_unit_fits(scorer, s, j):
                 return with_confidence(s.evidence(value, 0.5), 0.5)
     return None
 
@@ -460,10 +450,10 @@ def _resolves_to(resolver: NameResolver, text: str, enterprise_id: int) -> bool:
     """Whether a clause of ``text`` that ends like a company sounds like the same registered enterprise (two
     parties heard loosely alike, independently, are evidence)."""
     return any(m.enterprise_id == enterprise_id
-               for suffix in extract._ORG_SUFFIX.finditer(text)
+               for suffix in extract.ORG_SUFFIX.finditer(text)
                for m in resolver.resolve(_clause_before(text, suffix.end()), limit=3, loose=True) or ())
 
 
 def _core_said(name: str, text: str) -> bool:
-    core = extract._core(name)
+    core = extract.core_of(name)
     return len(core) >= 3 and core in text

@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
-import numpy as np
-
 from app.config import Settings
-from asr.types import Layout, Word
+from asr.types import Word
 
 log = logging.getLogger(__name__)
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _TERM = re.compile(r"[\u3400-\u9fff]{2,16}")
-_TAIL_S = 1.0  # silence after the clip in its window, as the engine decodes it
-_MAX_TOKENS = 440  # Whisper's text context, less its start-of-transcript tokens
 _MAX_CLIP_S = 29.0
 
 
@@ -40,50 +36,26 @@ class Timing:
     note: str = ""
 
 
-def channel_audio(channels: list[np.ndarray], layout: Layout, speaker: str) -> np.ndarray:
-    """The audio a segment's speaker was recorded on: their channel of a call (caller-left / agent-left),
-    the mix of a single-microphone session."""
-    from asr.worker import speakers_for
-
-    if layout != "mono" and len(channels) >= 2:
-        roles = speakers_for(layout)
-        if speaker in roles:
-            return channels[roles.index(speaker)]
-    return np.mean(channels, axis=0).astype(np.float32) if len(channels) > 1 else channels[0]
-
-
 def align(*, settings: Settings, path: Path, layout: str, speaker: str, start: float, end: float,
           text: str) -> list[Word]:
     """``text``'s words timed by Whisper's alignment on [start, end] of the recording at ``path``.
     Raises (ValueError, ModelError, AudioError …) when it cannot be done."""
-    import ctranslate2
-
     from app.transcripts.flows import asr_options
     from asr.audio import SAMPLE_RATE, decode
-    from asr.engines.faster_whisper import FasterWhisperEngine
-    from asr.words import align_batch, timed_words
-    from asr.worker import load_engine
+    from asr.words import timed_words
+    from asr.worker import load_engine, speaker_audio
 
     if end - start > _MAX_CLIP_S or end <= start:
         raise ValueError(f"segment of {end - start:.1f} s cannot be aligned in one window")
     options = asr_options(settings, layout)
     engine = load_engine(options, settings.models_dir)  # loaded once per process
-    if not isinstance(engine, FasterWhisperEngine):
+    if not hasattr(engine, "align_text"):
         raise ValueError(f"the {engine.name} engine does not align text")
-    audio = channel_audio(decode(path), options.layout, speaker)
+    audio = speaker_audio(decode(path), options.layout, speaker)
     clip = audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
     if not clip.size:
         raise ValueError("no audio at the segment's time")
-    whisper, tokenizer = engine._whisper, engine._tokenizer
-    features = whisper.feature_extractor(np.pad(clip, (0, int(_TAIL_S * SAMPLE_RATE))))
-    tokens = [t for t in tokenizer.encode(text) if t < tokenizer.eot]
-    if not tokens or len(tokens) > _MAX_TOKENS:
-        raise ValueError(f"{len(tokens)} tokens do not fit Whisper's context")
-    with engine._lock:  # one of the engine's decode slots
-        encoded = whisper.model.encode(ctranslate2.StorageView.from_array(features[None].astype(np.float32)),
-                                       to_cpu=False)
-        pieces = align_batch(whisper.model, tokenizer, encoded, [tokens], [features], [(start, end)])[0]
-    words = timed_words(pieces, text, start, end)
+    words = timed_words(engine.align_text(clip, start, end, text), text, start, end)
     if "".join(w.text for w in words) != text:
         raise ValueError("aligned words do not make up the text")
     return words

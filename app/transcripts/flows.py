@@ -202,7 +202,8 @@ def correct_segment(*, database: Database, settings: Settings, transcript_id: in
         case = cases.for_transcript(db=db, transcript_id=transcript_id)
         learned = learn_terms(db=db, case=case, machine=seg.machine_text or "", corrected=seg.text, actor=actor)
         changed = (cases.refresh_case(db=db, case=case, actor=actor, settings=settings,
-                                      reason="transcript.corrected", reindex_said=True) if case else [])
+                                      reason="transcript.corrected", reindex_said=True,
+                                      resolver=enterprises.resolver(db=db)) if case else [])
         transcript = transcripts.get(db=db, transcript_id=transcript_id)
         rec = recordings.get(db=db, recording_id=transcript.recording_id) if transcript else None
         path, layout = (recordings.file_path(settings, rec), rec.layout) if rec else (None, "caller-left")
@@ -296,5 +297,6 @@ def refresh_case(*, database: Database, settings: Settings, case_id: int, actor:
         segments = cases.transcript_segments(db=db, case=case)
         corrected = cases.correct_terms(db=db, segments=segments, actor=actor)
         changed = cases.refresh_case(db=db, case=case, actor=actor, settings=settings, segments=segments,
-                                     reason="refresh", reindex_said=bool(corrected or replaced), scorer=scorer)
+                                     reason="refresh", reindex_said=bool(corrected or replaced), scorer=scorer,
+                                     resolver=enterprises.resolver(db=db))
         return Refreshed(case.id, case.case_no, changed, len(corrected), replaced, skipped)

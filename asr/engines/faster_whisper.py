@@ -28,7 +28,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-from asr.engines import SAMPLE_RATE, RawSegment, utterances
+from asr.engines import SAMPLE_RATE, RawSegment
 from asr.types import AsrOptions, Word
 from asr.words import align_batch
 
@@ -109,17 +109,17 @@ class FasterWhisperEngine:
         self, channels: list[np.ndarray], regions: list[list[tuple[float, float]]] | None = None
     ) -> list[list[RawSegment]]:
         """Utterances of each channel with their text; times in seconds from the recording's start.
-        ``regions``: the stretches to decode per channel (e.g. speaker turns); default: found by VAD."""
+        ``regions``: the stretches to decode per channel (speaker turns), each in a window of its own length;
+        default: each channel through faster-whisper's own pipeline."""
         if regions is None:
             with ThreadPoolExecutor(self.workers) as pool:  # the parties' channels side by side
                 return list(pool.map(self._transcribe_channel, channels))
         results: list[list[RawSegment]] = [[] for _ in channels]
         with ThreadPoolExecutor(self.workers) as pool:
-            spans = regions or list(pool.map(utterances, channels))
             pending = [
                 self._prepare(i, audio, start, end)
                 for i, audio in enumerate(channels)
-                for start, end in spans[i]
+                for start, end in regions[i]
             ]
             pending.sort(key=lambda u: u.features.shape[1])  # similar lengths share a batch: little padding
             batches = [pending[i : i + _BATCH] for i in range(0, len(pending), _BATCH)][::-1]  # longest first
@@ -139,10 +139,18 @@ class FasterWhisperEngine:
                 word_timestamps=True)
             return [u for p in pieces if p.text.strip() and not _undecodable(p) for u in _utterances_of(p)]
 
-    def score_texts(self, clip: np.ndarray, texts: Sequence[str]) -> list[float]:
-        """How well each text fits the clip (16 kHz float32): the sum of the log-probabilities Whisper gives
-        its tokens when made to say it (forced decoding, on one encoding of the clip shared by all texts)."""
-        return self.score_encoded(self.encode_clip(clip), texts)
+    def align_text(self, clip: np.ndarray, start: float, end: float, text: str) -> list[Word]:
+        """``text``'s timed pieces in ``clip`` (said between ``start`` and ``end`` of the recording): Whisper's
+        alignment of a text it did not decode itself (a person's correction). ValueError when the text does
+        not fit Whisper's context."""
+        features = self._whisper.feature_extractor(np.pad(clip, (0, int(_TAIL_S * SAMPLE_RATE))))
+        tokens = [t for t in self._tokenizer.encode(text) if t < self._tokenizer.eot]
+        if not tokens or len(tokens) > _MAX_TOKENS - len(self._tokenizer.sot_sequence):
+            raise ValueError(f"{len(tokens)} tokens do not fit Whisper's context")
+        with self._lock:
+            encoded = self._whisper.model.encode(
+                ctranslate2.StorageView.from_array(features[None].astype(np.float32)), to_cpu=False)
+            return align_batch(self._whisper.model, self._tokenizer, encoded, [tokens], [features], [(start, end)])[0]
 
     def encode_clip(self, clip: np.ndarray) -> np.ndarray:
         """The encoder's output for a clip (its first 29 s), kept to score several sets of texts against."""
@@ -153,6 +161,8 @@ class FasterWhisperEngine:
                 ctranslate2.StorageView.from_array(features[None].astype(np.float32)), to_cpu=True))
 
     def score_encoded(self, encoded: np.ndarray, texts: Sequence[str]) -> list[float]:
+        """How well each text fits the encoded clip: the sum of the log-probabilities Whisper gives its tokens
+        when made to say it (forced decoding)."""
         if not texts:
             return []
         tokens = [self._tokenizer.encode(t) or [self._tokenizer.eot] for t in texts]
