@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     sla_feedback_due_soon_hours: int = 4  # a reminder when first feedback is due within this many hours
     sla_webhook_url: str | None = None  # each new notification POSTed here as JSON (e.g. an SMS gateway)
     sla_webhook_timeout_s: float = 5.0
+    # Early warnings: hours to sign for (签收) a new warning by grade; past it, managers and admins are told
+    warning_sign_hours: dict[str, int] = {"红": 2, "橙": 8, "黄": 24, "蓝": 72}
 
     @field_validator("sla_days")
     @classmethod

@@ -7,14 +7,16 @@ from fastapi.responses import JSONResponse
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = extra  # more fields for clients, e.g. ``allowed`` moves beside a refused one
 
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse({"code": exc.code, "detail": exc.message}, status_code=exc.status, headers=headers)
+    return JSONResponse({**exc.extra, "code": exc.code, "detail": exc.message}, status_code=exc.status,
+                        headers=headers)

@@ -64,6 +64,23 @@ class JobQueue:
 
             return notifications.run_sweep(database=self.database, settings=settings).sweep.total
 
+        @self.huey.periodic_task(crontab(minute="*"))
+        def warning_deadlines() -> int:
+            """Early warnings nobody signed for in time are escalated; snoozes that ran out end."""
+            from app.warnings import workflow
+
+            with self.database.session() as db:
+                swept = workflow.sweep(db=db, settings=settings)
+            return swept.escalated + swept.woken
+
+        @self.huey.periodic_task(crontab(minute="7"))
+        def warnings_hourly() -> int:
+            """Early warnings for the cases filed or changed in the last two hours (idempotent)."""
+            from app.warnings import service as warnings
+
+            with self.database.session() as db:
+                return warnings.hourly(db=db, settings=settings).raised
+
         self._transcribe = transcribe_recording
 
     @property

@@ -35,6 +35,8 @@ from app.stats import views as stats_views
 from app.taxonomy import views as taxonomy_views
 from app.transcripts import views as transcript_views
 from app.users import views as user_views
+from app.warnings import service as warning_service
+from app.warnings import views as warning_views
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     owned = database is None
     db = database or Database(settings.sqlalchemy_url)
     db.upgrade()
+    with db.session() as session:  # a new site starts with the default early-warning rules
+        warning_service.seed_rules(db=session)
     live_hub = make_hub(settings)  # live transcripts: through Redis when configured, else in this process
 
     @asynccontextmanager
@@ -94,7 +98,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
                    audit_views, notification_views, user_views, stats_views, taxonomy_views, transcript_views,
-                   enterprise_views):
+                   enterprise_views, warning_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -12,3 +12,4 @@ def load_all() -> None:
     from app.taxonomy import models as _taxonomy  # noqa: F401
     from app.transcripts import models as _transcripts  # noqa: F401
     from app.users import models as _users  # noqa: F401
+    from app.warnings import models as _warnings  # noqa: F401

@@ -27,6 +27,10 @@ class Permission(StrEnum):
     taxonomy_admin = "taxonomy:admin"  # edit the categories and the domain lexicon
     enterprise_read = "enterprise:read"  # the enterprise registry (企业库): search, detail, resolve names
     enterprise_admin = "enterprise:admin"  # import the enterprise registry
+    enterprise_rate = "enterprise:rate"  # record objections (异议) to an enterprise's colour, override it
+    warning_read = "warning:read"  # early warnings (预警中心): list, detail, the cases behind them
+    warning_handle = "warning:handle"  # sign for, verify, act on, close and snooze a warning
+    warning_admin = "warning:admin"  # edit the warning rules
 
 
 _ALL = frozenset(Permission)
@@ -44,7 +48,8 @@ MATRIX: dict[Role, frozenset[Permission]] = {
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
          Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
-         Permission.case_escalate, Permission.stats_read, Permission.enterprise_read}
+         Permission.case_escalate, Permission.stats_read, Permission.enterprise_read, Permission.enterprise_rate,
+         Permission.warning_read, Permission.warning_handle}
     ),
     Role.admin: _ALL,
 }

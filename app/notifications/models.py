@@ -17,17 +17,25 @@ class NotificationKind(StrEnum):
     overdue = "overdue"  # completion deadline passed
     escalated = "escalated"  # 督办
     assigned = "assigned"  # the case was handed to this person
+    warning_red = "warning_red"  # an early warning was raised to 红
+    warning_raised = "warning_raised"  # an early warning was raised (or raised to a higher grade)
+    warning_unsigned = "warning_unsigned"  # nobody signed for a warning by its grade's deadline
+    warning_unsigned_2 = "warning_unsigned_2"  # … and still nobody after another deadline: admins are told too
 
 
 class Notification(Base):
-    """One reminder for one user about one case; at most one per (case, kind, user)."""
+    """One reminder for one user about one case or one warning; at most one per (case, kind, user) and per
+    (warning, kind, user)."""
 
     __tablename__ = "notifications"
-    __table_args__ = (sa.UniqueConstraint("case_id", "kind", "username", name="uq_notifications_case_kind_user"),)
+    __table_args__ = (sa.UniqueConstraint("case_id", "kind", "username", name="uq_notifications_case_kind_user"),
+                      sa.UniqueConstraint("warning_id", "kind", "username",
+                                          name="uq_notifications_warning_kind_user"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64))
-    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    warning_id: Mapped[int | None] = mapped_column(sa.ForeignKey("warnings.id"), index=True)
     kind: Mapped[str] = mapped_column(sa.String(24))
     message: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -48,8 +56,9 @@ class NotificationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    case_id: int
-    case_no: str
+    case_id: int | None  # about a case, or …
+    case_no: str | None
+    warning_id: int | None = None  # … about an early warning
     kind: NotificationKind
     message: str
     created_at: datetime

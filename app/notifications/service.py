@@ -37,7 +37,7 @@ MAX_AGE = timedelta(days=3)  # older undelivered notifications are not sent any 
 BATCH = 500
 
 
-def _local(at: datetime | None) -> str:
+def local_time(at: datetime | None) -> str:
     return as_utc(at).astimezone(LOCAL_TZ).strftime("%m月%d日 %H:%M") if at else "—"
 
 
@@ -45,12 +45,12 @@ def message(case: Case, kind: NotificationKind) -> str:
     """What the notification says, in words for the people who get it."""
     about = f"工单 {case.case_no}（{case.category}{'，' + case.enterprise if case.enterprise else ''}）"
     texts: dict[NotificationKind, Callable[[], str]] = {
-        K.feedback_due_soon: lambda: f"{about}须于 {_local(case.feedback_due_at)} 前首次反馈来电人",
-        K.feedback_overdue: lambda: f"{about}首次反馈已超时（应于 {_local(case.feedback_due_at)} 前）",
-        K.due_soon: lambda: f"{about}将于 {_local(case.due_at)} 到期，请尽快办结",
-        K.overdue: lambda: f"{about}已超期（办结时限 {_local(case.due_at)}）",
+        K.feedback_due_soon: lambda: f"{about}须于 {local_time(case.feedback_due_at)} 前首次反馈来电人",
+        K.feedback_overdue: lambda: f"{about}首次反馈已超时（应于 {local_time(case.feedback_due_at)} 前）",
+        K.due_soon: lambda: f"{about}将于 {local_time(case.due_at)} 到期，请尽快办结",
+        K.overdue: lambda: f"{about}已超期（办结时限 {local_time(case.due_at)}）",
         K.escalated: lambda: f"{about}已被督办，请优先办理",
-        K.assigned: lambda: f"{about}已转交您办理（{case.unit or '未指定单位'}），办结时限 {_local(case.due_at)}",
+        K.assigned: lambda: f"{about}已转交您办理（{case.unit or '未指定单位'}），办结时限 {local_time(case.due_at)}",
     }
     return texts[kind]()
 
@@ -210,21 +210,32 @@ class DeliveryResult:
 
 def claim_pending(*, db: Session, now: datetime, limit: int = BATCH) -> list[Outgoing]:
     """Take undelivered notifications for this sweep (others skip them for CLAIM_S) with what to send."""
+    from app.warnings.models import EarlyWarning  # warnings build on notifications, not the other way round
+
     rows = db.execute(
-        sa.select(Notification, Case).join(Case, Case.id == Notification.case_id)
+        sa.select(Notification, Case, EarlyWarning).outerjoin(Case, Case.id == Notification.case_id)
+        .outerjoin(EarlyWarning, EarlyWarning.id == Notification.warning_id)
         .where(Notification.delivered_at.is_(None), Notification.created_at >= now - MAX_AGE,
                sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now))
         .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True, of=Notification)
     ).all()
     out = []
-    for note, case in rows:
+    for note, case, warning in rows:
         note.next_attempt_at = now + timedelta(seconds=CLAIM_S)
-        out.append(Outgoing(note.id, {
+        payload: dict[str, Any] = {
             "id": note.id, "kind": note.kind, "username": note.username, "message": note.message,
-            "created_at": as_utc(note.created_at).isoformat(), "case_id": case.id, "case_no": case.case_no,
-            "category": case.category, "status": case.status, "unit": case.unit, "assignee": case.assignee,
-            "due_at": as_utc(case.due_at).isoformat() if case.due_at else None,
-        }))
+            "created_at": as_utc(note.created_at).isoformat()}
+        if case is not None:
+            payload.update({
+                "case_id": case.id, "case_no": case.case_no, "category": case.category, "status": case.status,
+                "unit": case.unit, "assignee": case.assignee,
+                "due_at": as_utc(case.due_at).isoformat() if case.due_at else None})
+        if warning is not None:
+            payload.update({
+                "warning_id": warning.id, "grade": warning.grade, "subject": warning.subject,
+                "status": warning.status, "reason": warning.reason,
+                "sign_due_at": as_utc(warning.sign_due_at).isoformat()})
+        out.append(Outgoing(note.id, payload))
     db.flush()
     return out
 
@@ -302,7 +313,7 @@ def for_user(*, db: Session, username: str, unread_only: bool = False, limit: in
     """(unread count, total, page) of a user's notifications, newest first."""
     mine = Notification.username == username
     unread = db.execute(sa.select(sa.func.count()).where(mine, Notification.read_at.is_(None))).scalar_one()
-    stmt = sa.select(Notification, Case.case_no).join(Case, Case.id == Notification.case_id).where(mine)
+    stmt = sa.select(Notification, Case.case_no).outerjoin(Case, Case.id == Notification.case_id).where(mine)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     total = db.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
@@ -311,16 +322,16 @@ def for_user(*, db: Session, username: str, unread_only: bool = False, limit: in
     return unread, total, [read_model(note, case_no) for note, case_no in rows]
 
 
-def read_model(note: Notification, case_no: str) -> NotificationRead:
+def read_model(note: Notification, case_no: str | None) -> NotificationRead:
     return NotificationRead.model_validate({
-        "id": note.id, "case_id": note.case_id, "case_no": case_no, "kind": note.kind, "message": note.message,
-        "created_at": note.created_at, "read_at": note.read_at})
+        "id": note.id, "case_id": note.case_id, "case_no": case_no, "warning_id": note.warning_id, "kind": note.kind,
+        "message": note.message, "created_at": note.created_at, "read_at": note.read_at})
 
 
 def mark_read(*, db: Session, username: str, notification_id: int, now: datetime | None = None) -> \
         NotificationRead | None:
     """Mark one of the user's notifications read (again: no change); None if it is not theirs."""
-    row = db.execute(sa.select(Notification, Case.case_no).join(Case, Case.id == Notification.case_id).where(
+    row = db.execute(sa.select(Notification, Case.case_no).outerjoin(Case, Case.id == Notification.case_id).where(
         Notification.id == notification_id, Notification.username == username)).first()
     if row is None:
         return None

@@ -37,5 +37,6 @@ def mark_read(notification_id: int, db: DbSession, user: Staff) -> NotificationR
     if note is None:
         raise ApiError(404, "not_found", "通知不存在")
     audit.record(db=db, actor=f"user:{user.username}", action="notification.read", subject_type="notification",
-                 subject_id=note.id, details={"case_id": note.case_id, "kind": note.kind.value})
+                 subject_id=note.id, details={"case_id": note.case_id, "warning_id": note.warning_id,
+                                                          "kind": note.kind.value})
     return note

@@ -96,11 +96,25 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
             rec.status = JobStatus.done.value
             rec.error = None
             rec.lease_until = None
-            return Outcome(recording_id, case.id)
+            case_id = case.id
     except IntegrityError:
         # Another worker filed it between our claim and now: theirs stands, ours is dropped.
         log.warning("recording %s was transcribed concurrently; keeping the first transcript", recording_id)
         return Outcome(recording_id, None, "transcribed concurrently")
+    evaluate_warnings(database=database, settings=settings, case_id=case_id)
+    return Outcome(recording_id, case_id)
+
+
+def evaluate_warnings(*, database: Database, settings: Settings, case_id: int) -> None:
+    """Early warnings for a case just filed, in its own transaction after the case is on file: a failure here
+    loses nothing (the hourly evaluation in the worker picks the case up) and is logged."""
+    from app.warnings import service as warnings
+
+    try:
+        with database.session() as db:
+            warnings.evaluate_case(db=db, settings=settings, case_id=case_id)
+    except Exception:
+        log.exception("early-warning evaluation of case %s failed; the hourly run will try again", case_id)
 
 
 def mark_failed(*, database: Database, recording_id: int, error: str, final: bool) -> None:
