@@ -474,3 +474,30 @@ def test_admins_edit_rules(client: TestClient, database: Database) -> None:
     assert client.put("/api/v1/warning-rules/99999", json=rule, headers=h).status_code == 404
     assert client.post("/api/v1/warning-rules", json={**rule, "window_days": 0}, headers=h).status_code == 422
     assert client.post("/api/v1/warnings/evaluate", headers=h).json()["raised"] == 0
+
+
+def test_a_case_staff_correct_is_evaluated_at_once(client: TestClient, database: Database,
+                                                   agent: dict[str, str]) -> None:
+    only_rules(database, RuleIn(name="区域", group_by=GroupBy.district_category, window_days=7,
+                                grades={"黄": {"cases": 2}}, group_case_red=False))
+    now = datetime.now(UTC)
+    ids = [add_case(database, now - timedelta(hours=h)) for h in range(2)]  # no district heard
+    assert client.patch(f"/api/v1/cases/{ids[0]}", json={"district": "李沧区"}, headers=agent).status_code == 200
+    assert warnings(database) == []
+    assert client.patch(f"/api/v1/cases/{ids[1]}", json={"district": "李沧区"}, headers=agent).status_code == 200
+    assert warnings(database) == [("李沧区|欠薪", "黄", "待签收", sorted(ids))]
+
+
+def test_the_hourly_run_picks_up_cases_missed(database: Database, settings: Settings) -> None:
+    """A case filed while evaluation failed (or by a worker that died after filing) is evaluated within the
+    hour; a second run adds nothing."""
+    only_rules(database, RuleIn(name="企业", group_by=GroupBy.enterprise, window_days=7, grades={"蓝": {"cases": 2}}))
+    e = enterprise(database, "青岛某漏评有限公司")
+    now = datetime.now(UTC)
+    for h in range(2):
+        add_case(database, now - timedelta(minutes=30 + h), enterprise_id=e)
+    with database.session() as db:
+        assert service.hourly(db=db, settings=settings, now=now).raised == 1
+    with database.session() as db:
+        assert service.hourly(db=db, settings=settings, now=now).raised == 0
+    assert len(warnings(database)) == 1

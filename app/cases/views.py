@@ -31,6 +31,7 @@ from app.notifications.models import NotificationKind
 from app.transcripts import service as transcripts
 from app.transcripts.models import TranscriptRead
 from app.users.models import User
+from app.warnings import service as warnings
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 Reader = Annotated[User, Depends(require(Permission.case_read))]
@@ -146,7 +147,13 @@ def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession,
     if body.confirm:
         service.confirm(db=db, case=case, actor=_actor(user), username=user.username)
         _link_suggested_enterprise(db, case, _actor(user))
+    if WARNING_FIELDS & set(changed) or body.confirm:  # what the early-warning rules group and count by
+        db.flush()
+        warnings.evaluate_case(db=db, settings=settings, case_id=case.id)
     return _read(db, case, _policy(settings))
+
+
+WARNING_FIELDS = frozenset({"category", "enterprise", "district", "occupation", "workers", "amount"})
 
 
 def _link_suggested_enterprise(db: Session, case: Case, actor: str) -> None:
