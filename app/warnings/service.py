@@ -213,6 +213,9 @@ class History:
             items.sort(key=lambda f: f.order)
             self._orders[k] = [f.order for f in items]
 
+    def holds(self, rule: engine.Rule, key: Key) -> bool:
+        return (rule.id, key.key) in self._orders
+
     def window(self, rule: engine.Rule, key: Key, fact: Fact) -> list[Fact]:
         items, orders = self.by_key[(rule.id, key.key)], self._orders[(rule.id, key.key)]
         hi = bisect.bisect_right(orders, fact.order)
@@ -476,9 +479,11 @@ def _replay(ledger: Ledger, rules: Sequence[engine.Rule], new: Sequence[Fact], h
     for fact in sorted(new, key=lambda f: f.order):
         for rule in rules:
             key = engine.key_of(rule, fact)
-            if key is None:
+            if key is None or not history.holds(rule, key):  # a later case brought in by another rule's key
                 continue
             window = history.window(rule, key, fact)
+            if not window or window[-1].case_id != fact.case_id:  # outside what was loaded for this rule
+                continue
             repeat = ledger.closed_recently(key.key, fact.at, rule.repeat_days)
             found = engine.assess(rule, window, history.baseline(rule, key, fact, peers), repeat=repeat)
             ledger.decide(rule, key, fact, window, found)
@@ -504,7 +509,8 @@ def evaluate_all(*, db: Session, settings: Settings, now: datetime | None = None
 
 def evaluate_cases(*, db: Session, settings: Settings, case_ids: Sequence[int], now: datetime | None = None,
                    dating: Dating = "now", actor: str = "system:warnings", peers: Peers | None = None) -> Evaluation:
-    """Evaluate these cases (just filed, or changed) against the history of their keys."""
+    """Evaluate these cases (just filed, or changed) against the history of their keys, and the later cases on
+those keys whose windows hold them (an older case corrected may complete a cluster)."""
     started, now = time.perf_counter(), as_utc(now or utcnow())
     rules = active_rules(db)
     new = [f for chunk in _chunks(sorted(set(case_ids)), 5000) for f in facts(db, Case.id.in_(chunk))]
@@ -512,19 +518,24 @@ def evaluate_cases(*, db: Session, settings: Settings, case_ids: Sequence[int], 
         return Evaluation(cases=len(new))
     history = History(_earliest(db))
     keys: set[str] = set()
+    decide = {f.case_id: f for f in new}
+    first = min(f.at for f in new)
     for rule in rules:
         wanted = {k.key: k for f in new if (k := engine.key_of(rule, f)) is not None}
         if not wanted:
             continue
         keys |= set(wanted)
-        since = min(f.at for f in new) - rule.window - timedelta(days=rule.baseline_days + 1)
-        upto = max(f.at for f in new)
+        since = first - rule.window - timedelta(days=rule.baseline_days + 1)
+        upto = max(f.at for f in new) + rule.window
         for f in facts(db, _key_filter(rule, wanted.values()), case_at >= since, case_at <= upto):
             if (k := engine.key_of(rule, f)) is not None and k.key in wanted:
                 history.add(rule, k, f)
+                if f.at > first:  # a later case whose window now holds one of these (an older case corrected)
+                    decide.setdefault(f.case_id, f)
     history.seal()
     ledger = Ledger(db, keys, settings=settings, now=now, dating=dating, actor=actor)
-    _replay(ledger, rules, new, history, peers or Peers(db))
+    _replay(ledger, rules, list(decide.values()), history, peers or Peers(db))
+    ledger.result.cases = len(new)
     return _finish(db, ledger, started)
 
 
