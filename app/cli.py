@@ -44,8 +44,15 @@ app.add_typer(cases_app, name="cases")
 warnings_app = typer.Typer(help="Early warnings (预警): evaluate the cases, escalate what nobody signed for.",
                            no_args_is_help=True)
 app.add_typer(warnings_app, name="warnings")
-enterprises_app = typer.Typer(help="The enterprise registry (企业库): import and list.", no_args_is_help=True)
+enterprises_app = typer.Typer(help="The enterprise registry (企业库): import, list, integrity colours.",
+                              no_args_is_help=True)
 app.add_typer(enterprises_app, name="enterprises")
+ledger_app = typer.Typer(help="Ledgers (台账): arrears clues, new and closed; the 舆情 verification list.",
+                         no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+report_app = typer.Typer(help="Reports (报告): the monthly analysis and the daily enterprise-warning report.",
+                         no_args_is_help=True)
+app.add_typer(report_app, name="report")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -751,6 +758,110 @@ def bench_warnings(
 
     bench.run(cases=cases, enterprises=enterprises, seed=seed, episodes=episodes, trickles=trickles,
               incremental=incremental, postgres_url=postgres_url, as_json=as_json)
+
+
+def _ledger_xlsx(kind: str, out: Path, date_from: datetime | None, date_to: datetime | None,
+                 district: str | None, status: str | None, unmasked: bool, actor: str) -> None:
+    from app.auth.permissions import UNMASKED
+    from app.clues import ledgers
+
+    filters = ledgers.LedgerFilter(period_start=date_from.date() if date_from else None,
+                                   period_end=date_to.date() if date_to else None, district=district, status=status)
+    with _database(Settings()) as database, database.session() as db:
+        done = ledgers.export(db=db, kind=kind, filters=filters, path=out, actor=f"cli:{actor}",
+                              masking=UNMASKED if unmasked else ledgers.MASKED)
+    typer.echo(f"{done.filename}: {done.rows} 行 → {out}  sha256 {done.sha256}")
+
+
+@ledger_app.command("arrears")
+def ledger_arrears(
+    xlsx: Annotated[Path, typer.Option("--xlsx", dir_okay=False, help="Write the ledger here (XLSX)")],
+    date_from: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"],
+                                                       help="Period start, Beijing day, inclusive")] = None,
+    date_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"],
+                                                     help="Period end, Beijing day, inclusive")] = None,
+    closed: Annotated[bool, typer.Option("--closed", help="已办结欠薪线索清单 (closed in the period) instead of "
+                                                          "新增欠薪线索清单 (received in it)")] = False,
+    district: Annotated[str | None, typer.Option(help="e.g. 崂山区")] = None,
+    status: Annotated[str | None, typer.Option(help="A clue's or case's status, e.g. 核实中, 办理")] = None,
+    unmasked: Annotated[bool, typer.Option(help="Phone and ID numbers in full (default: masked)")] = False,
+    actor: Annotated[str, typer.Option(help="Who exports it (audit trail)")] = "cli",
+) -> None:
+    """Write the arrears ledger (欠薪线索: clues and 欠薪 cases) as XLSX, streamed; audited as ledger.exported."""
+    _ledger_xlsx("arrears-closed" if closed else "arrears-new", xlsx, date_from, date_to, district, status,
+                 unmasked, actor)
+
+
+@ledger_app.command("opinion")
+def ledger_opinion(
+    xlsx: Annotated[Path, typer.Option("--xlsx", dir_okay=False, help="Write the ledger here (XLSX)")],
+    date_from: Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"],
+                                                       help="Period start, Beijing day, inclusive")] = None,
+    date_to: Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"],
+                                                     help="Period end, Beijing day, inclusive")] = None,
+    district: Annotated[str | None, typer.Option(help="e.g. 崂山区")] = None,
+    status: Annotated[str | None, typer.Option(help="e.g. 核实中")] = None,
+    unmasked: Annotated[bool, typer.Option(help="Phone and ID numbers in full (default: masked)")] = False,
+    actor: Annotated[str, typer.Option(help="Who exports it (audit trail)")] = "cli",
+) -> None:
+    """Write the 舆情核实清单 (clues from 舆情监测, 上级交办, 上级督办) as XLSX; audited as ledger.exported."""
+    _ledger_xlsx("opinion", xlsx, date_from, date_to, district, status, unmasked, actor)
+
+
+def _report(kind: str, period: str, out: Path) -> None:
+    from app.reports import service as reports
+
+    settings = Settings()
+    with _database(settings) as database:
+        try:
+            read, rendered = reports.generate(database=database, settings=settings, kind=kind, period=period,
+                                              actor="cli", out_dir=out)
+        except reports.ReportError as e:
+            err.print(f"[red]{e.message}[/]")
+            raise typer.Exit(2) from e
+    for f in read.files:
+        typer.echo(f"{out / f.filename}\t{f.size} bytes\tsha256 {f.sha256}")
+    seconds = rendered.seconds
+    typer.echo(f"报告 #{read.id} 已归档{'（与上次生成的内容相同）' if read.unchanged else ''}；"
+               f"统计 {seconds['figures']:.2f} s，图表 {seconds['charts']:.2f} s，DOCX {seconds['docx']:.2f} s，"
+               f"PDF {seconds['pdf']:.2f} s")
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Annotated[str, typer.Option(help="YYYY-MM (Beijing)")],
+    out: Annotated[Path, typer.Option(file_okay=False, help="Write the DOCX and the PDF into this folder")],
+) -> None:
+    """Generate the monthly hotline analysis (月度分析报告) for MONTH as DOCX and PDF into OUT, and archive it
+    (files under the data dir, sha256 in the audit chain)."""
+    _report("monthly", month, out)
+
+
+@report_app.command("daily")
+def report_daily(
+    out: Annotated[Path, typer.Option(file_okay=False, help="Write the DOCX and the PDF into this folder")],
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (Beijing); default: yesterday")] = None,
+) -> None:
+    """Generate the daily enterprise-warning report (企业预警风险信息日报) for DAY as DOCX and PDF into OUT, and
+    archive it. The worker makes yesterday's every morning at 07:00."""
+    from datetime import timedelta
+
+    from app.reports import periods
+
+    _report("daily", day or (periods.today() - timedelta(days=1)).isoformat(), out)
+
+
+@bench_app.command("reports")
+def bench_reports(
+    cases: Annotated[int, typer.Option(help="Cases to generate (a year of traffic)")] = 100_000,
+    month: Annotated[str, typer.Option(help="The month reported (YYYY-MM, in the generated year 2025)")] = "2025-11",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 12351,
+) -> None:
+    """Generate CASES cases in a scratch database, then time the monthly report (DOCX and PDF with charts), a
+    ledger of every case streamed to XLSX (with peak memory) and a case PDF."""
+    from app.bench import reports as bench
+
+    bench.run(cases=cases, month=month, seed=seed)
 
 
 def main() -> None:

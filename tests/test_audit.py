@@ -25,6 +25,7 @@ from app.db import Database, utcnow
 from app.enterprises import service as enterprises
 from app.recordings.models import Recording
 from app.users.models import Role
+from app.warnings import service as warnings
 from tests.conftest import CALL, PASSWORD, add_user, login
 from tests.helpers import file_transcript
 from tests.processes import env_for
@@ -405,6 +406,8 @@ NOT_AUDITED = {
     ("GET", "/api/v1/lexicon"): "reference data, no personal information",
     ("GET", "/api/v1/enterprises"): "the enterprise registry: reference data, no personal information",
     ("GET", "/api/v1/enterprises/resolve"): "the enterprise registry: reference data, no personal information",
+    ("GET", "/api/v1/warnings/summary"): "counts of warnings by grade and district, no personal information",
+    ("GET", "/api/v1/warning-rules"): "the warning rules: reference data, no personal information",
 }
 
 
@@ -432,6 +435,19 @@ def _requests(settings: Settings) -> dict[tuple[str, str], Callable[[dict[str, A
             "企业名录.csv", "企业名称,区市\n青岛宏远汽车配件有限公司,城阳区\n".encode(), "text/csv")}},
         ("PUT", "/api/v1/cases/{case_id}/enterprise"): lambda seen: {
             "json": {"enterprise_id": seen["GET /api/v1/enterprises"]["items"][0]["id"]}},
+        ("POST", "/api/v1/warnings/{warning_id}/transitions"): lambda _: {"json": {"to": "已签收"}},
+        ("POST", "/api/v1/warnings/{warning_id}/snooze"): lambda _: {"json": {"more_cases": 2, "reason": "待核查"}},
+        ("POST", "/api/v1/warning-rules"): lambda _: {"json": {"name": "企业欠薪", "group_by": "enterprise",
+                                                               "categories": ["欠薪"], "window_days": 7}},
+        ("POST", "/api/v1/enterprises/{enterprise_id}/objections"): lambda _: {"json": {"reason": "欠薪已补发"}},
+        ("POST", "/api/v1/enterprises/{enterprise_id}/objections/{objection_id}/decision"): lambda _: {
+            "json": {"status": "不成立", "outcome": "经核实仍有欠薪"}},
+        ("PUT", "/api/v1/enterprises/{enterprise_id}/colour-override"): lambda _: {
+            "json": {"colour": "黄", "reason": "监察部门已立案"}},
+        ("POST", "/api/v1/integrity/ruleset"): lambda seen: {
+            "json": {"rules": seen["GET /api/v1/integrity/ruleset"]["rules"], "note": "复核"}},
+        ("PUT", "/api/v1/warning-rules/{rule_id}"): lambda _: {"json": {"name": "企业欠薪", "group_by": "enterprise",
+                                                                        "categories": ["欠薪"], "window_days": 14}},
     }
 
 
@@ -448,6 +464,12 @@ def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int,
         values["term_id"] = str(term["id"])
     if (inbox := seen.get("GET /api/v1/notifications")) and inbox.get("items"):
         values["notification_id"] = str(inbox["items"][0]["id"])
+    if (listed := seen.get("GET /api/v1/warnings")) and listed.get("items"):
+        values["warning_id"] = str(listed["items"][0]["id"])
+    if objection := seen.get("POST /api/v1/enterprises/{enterprise_id}/objections"):
+        values["objection_id"] = str(objection["id"])
+    if rule := seen.get("POST /api/v1/warning-rules"):
+        values["rule_id"] = str(rule["id"])
     return values
 
 
@@ -461,6 +483,12 @@ def test_every_route_that_succeeds_writes_an_audit_event(
         enterprises.import_file(db=db, path_or_bytes="企业名称,区市\n青岛海丰水产有限公司,崂山区\n".encode(),
                                 actor="test", filename="registry.csv")
         transcript_id = db.get(Case, case_id).transcript_id  # type: ignore[union-attr]
+        filed = db.get(Case, case_id)
+        assert filed is not None
+        # a group case about an enterprise: a red warning to walk the warning routes over
+        filed.workers, filed.group_case, filed.enterprise, filed.district = 30, True, "青岛海丰水产有限公司", "崂山区"
+        db.flush()
+        warnings.evaluate_case(db=db, settings=settings, case_id=case_id)
     requests = _requests(settings)
     seen: dict[str, Any] = {}
     silent, failed, audited = [], [], []
@@ -489,3 +517,17 @@ def test_every_route_that_succeeds_writes_an_audit_event(
     assert len(audited) >= 20
     assert set(NOT_AUDITED) <= {(r.method, r.path) for r in api_routes(client.app)}  # type: ignore[arg-type]
     assert _verify(database).ok
+
+
+def test_record_many_chains_like_record_one_by_one(database: Database) -> None:
+    from app.audit.service import Entry, record_many
+
+    service = audit
+    with database.session() as db:
+        service.record(db=db, actor="test", action="one", subject_type="x", subject_id=1)
+        assert record_many(db=db, entries=[]) == 0
+        assert record_many(db=db, entries=[Entry("test", "many", "x", i, {"n": i}) for i in range(3)]) == 3
+        service.record(db=db, actor="test", action="after", subject_type="x", subject_id=2)
+    with database.session() as db:
+        result = service.verify(db=db)
+        assert result.ok and result.events == 5

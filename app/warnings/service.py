@@ -444,9 +444,9 @@ class Ledger:
         for chunk in _chunks(self.new_links, 5000):
             self.db.execute(sa.insert(WarningCase), chunk)
         self.new_links.clear()
-        for warning_id, case_ids in self._attached_now.items():
-            audit.record(db=self.db, actor=self.actor, action="warning.attached", subject_type="warning",
-                         subject_id=warning_id, details={"cases": case_ids})
+        audit.record_many(db=self.db, entries=[
+            audit.Entry(actor=self.actor, action="warning.attached", subject_type="warning", subject_id=warning_id,
+                        details={"cases": case_ids}) for warning_id, case_ids in self._attached_now.items()])
         by_id = {w.id: w for w in self.warnings}
         for warning_id in self._attached_now:
             w = by_id[warning_id]
@@ -559,10 +559,8 @@ def rescore_enterprises(*, db: Session, enterprise_ids: set[int], now: datetime 
     """Enterprise colours follow their warnings (app/enterprises/integrity)."""
     if not enterprise_ids:
         return
-    try:
-        from app.enterprises import integrity
-    except ImportError:  # pragma: no cover - integrity scores are optional to the warnings themselves
-        return
+    from app.enterprises import integrity  # colours read warnings: imported here, not at the top
+
     integrity.rescore(db=db, enterprise_ids=sorted(enterprise_ids), now=now or utcnow())
 
 
