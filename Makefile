@@ -42,6 +42,13 @@ $(STAMP): pyproject.toml
 	@test -x /usr/bin/chromium || { echo "Installing chromium (Debian), the browser of the web end-to-end tests"; \
 		apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
 		|| echo "chromium could not be installed: the web end-to-end tests will be skipped"; }
+	@test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || { \
+		echo "Installing fonts-wqy-microhei (Debian), the TrueType CJK font embedded in PDF exports"; \
+		apt-get install -y -q fonts-wqy-microhei >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fonts-wqy-microhei; } \
+		|| echo "fonts-wqy-microhei could not be installed: PDF exports will fail (or set HOTLINE_CJK_FONT)"; }
+	@command -v pdftotext >/dev/null || { echo "Installing poppler-utils (Debian), the PDF reader of the export tests"; \
+		apt-get install -y -q poppler-utils >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q poppler-utils; } \
+		|| echo "poppler-utils could not be installed: the PDF export tests will be skipped"; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "12351 Hotline needs Python 3.11 or newer: run with PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \

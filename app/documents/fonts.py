@@ -30,4 +30,5 @@ def cjk_font() -> Path:
     for path in ([Path(configured)] if configured else []) + list(CANDIDATES):
         if path.is_file():
             return path
-    raise FontMissing("找不到中文字体：请安装 fonts-wqy-microhei（make setup 会安装），或用 HOTLINE_CJK_FONT 指定 TrueType 字体文件")
+    raise FontMissing("找不到中文字体：请安装 fonts-wqy-microhei（make setup 会安装），"
+                      "或用 HOTLINE_CJK_FONT 指定 TrueType 字体文件")
