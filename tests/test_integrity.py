@@ -459,7 +459,7 @@ def test_override_needs_a_reason_and_is_audited(database: Database) -> None:
             integrity.override(db=db, enterprise_id=999999, colour="橙", reason="x", actor="user:wang")
         assert caught.value.status == 404
         row = integrity.override(db=db, enterprise_id=eid, colour="橙", reason="约谈后仍未整改", actor="user:wang")
-        assert (row.colour, row.override_colour, row.override_by) == ("绿", "橙", "user:wang")
+        assert (row.colour, row.override_colour, row.override_by) == ("绿", "橙", "wang")
         assert integrity.rating(db=db, enterprise_id=eid).colour == "橙"
     with database.session() as db:  # a rescore keeps the override
         integrity.rescore(db=db, enterprise_ids=[eid], now=NOW)
@@ -569,7 +569,7 @@ def test_api_override(client: TestClient, database: Database, agent: dict[str, s
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["colour"], body["computed_colour"], body["score"]) == ("橙", "绿", 100)
-    assert body["override"]["colour"] == "橙" and body["override"]["by"] == "user:wang"
+    assert body["override"]["colour"] == "橙" and body["override"]["by"] == "wang"
     assert body["override"]["reason"] == "媒体报道拖欠工资，待核实" and body["override"]["at"]
     listed = client.get("/api/v1/enterprises", params={"colour": "橙"}, headers=agent).json()
     assert [i["id"] for i in listed["items"]] == [rated["green"]]
@@ -593,7 +593,7 @@ def test_api_objections(client: TestClient, database: Database, agent: dict[str,
     objection = r.json()
     assert set(objection) == {"id", "enterprise_id", "raised_by", "reason", "status", "outcome", "decided_by",
                               "decided_at", "created_at"}
-    assert (objection["status"], objection["raised_by"], objection["outcome"]) == ("待处理", "user:wang", None)
+    assert (objection["status"], objection["raised_by"], objection["outcome"]) == ("待处理", "wang", None)
     decision = f"{url}/{objection['id']}/decision"
     assert client.post(decision, json={"status": "成立", "outcome": "x"}, headers=agent).status_code == 403
     assert client.post(decision, json={"status": "待处理", "outcome": "x"}, headers=manager).status_code == 422
@@ -601,7 +601,7 @@ def test_api_objections(client: TestClient, database: Database, agent: dict[str,
     assert client.post(other, json={"status": "成立", "outcome": "x"}, headers=manager).status_code == 404
     r = client.post(decision, json={"status": "不成立", "outcome": "经核实仍有 3 人工资未付"}, headers=manager)
     assert r.status_code == 200, r.text
-    assert (r.json()["status"], r.json()["decided_by"]) == ("不成立", "user:wang") and r.json()["decided_at"]
+    assert (r.json()["status"], r.json()["decided_by"]) == ("不成立", "wang") and r.json()["decided_at"]
     r = client.post(decision, json={"status": "成立", "outcome": "改判"}, headers=manager)
     assert r.status_code == 409 and r.json()["code"] == "already_decided"
     listed = client.get(f"/api/v1/enterprises/{rated['red']}", headers=agent).json()["objections"]
@@ -627,7 +627,7 @@ def test_api_ruleset_and_distribution(client: TestClient, database: Database, ag
     assert client.post("/api/v1/integrity/ruleset", json=bad, headers=admin).status_code == 422
     r = client.post("/api/v1/integrity/ruleset", json=body, headers=admin)
     assert r.status_code == 201, r.text
-    assert (r.json()["version"], r.json()["note"], r.json()["published_by"]) == (2, "欠薪加重", "user:root")
+    assert (r.json()["version"], r.json()["note"], r.json()["published_by"]) == (2, "欠薪加重", "root")
     assert client.get("/api/v1/integrity/ruleset", headers=agent).json()["version"] == 2
     # Published rules apply at once: 100 − 30 − 10 = 60 (橙).
     yellow = client.get(f"/api/v1/enterprises/{rated['yellow']}", headers=agent).json()

@@ -390,7 +390,7 @@ def publish(*, db: Session, rules: Rules | dict[str, Any], actor: str, note: str
         raise EnterpriseError(422, "bad_rules", f"评分规则有误：{problems}") from e
     newest = ensure_default(db=db)
     row = IntegrityRuleset(version=newest.version + 1, rules=checked.model_dump(mode="json"), note=note,
-                           published_by=actor, published_at=utcnow())
+                           published_by=actor.removeprefix("user:"), published_at=utcnow())
     db.add(row)
     db.flush()
     audit.record(db=db, actor=actor, action="integrity.ruleset_published", subject_type="integrity_ruleset",
@@ -605,7 +605,7 @@ def override(*, db: Session, enterprise_id: int, colour: Colour | str | None, re
     before = row.override_colour
     row.override_colour = value
     row.override_reason = text if value is not None else None
-    row.override_by = actor if value is not None else None
+    row.override_by = actor.removeprefix("user:") if value is not None else None
     row.override_at = utcnow() if value is not None else None
     db.flush()
     audit.record(db=db, actor=actor, action="enterprise.colour_overridden", subject_type="enterprise",
@@ -623,7 +623,7 @@ def objections(*, db: Session, enterprise_id: int) -> list[EnterpriseObjection]:
 def create_objection(*, db: Session, enterprise_id: int, reason: str, actor: str) -> EnterpriseObjection:
     """Record an objection (异议) to the enterprise's colour, 待处理 until decided. Audited."""
     _enterprise(db, enterprise_id)
-    row = EnterpriseObjection(enterprise_id=enterprise_id, raised_by=actor, reason=_reason(reason, "异议理由"),
+    row = EnterpriseObjection(enterprise_id=enterprise_id, raised_by=actor.removeprefix("user:"), reason=_reason(reason, "异议理由"),
                               status=ObjectionStatus.pending.value, created_at=utcnow())
     db.add(row)
     db.flush()
@@ -647,7 +647,7 @@ def decide_objection(*, db: Session, enterprise_id: int, objection_id: int, stat
         raise EnterpriseError(409, "already_decided", f"该异议已处理（{row.status}）")
     row.status = decided.value
     row.outcome = _reason(outcome, "处理意见")
-    row.decided_by = actor
+    row.decided_by = actor.removeprefix("user:")
     row.decided_at = utcnow()
     db.flush()
     audit.record(db=db, actor=actor, action="enterprise.objection_decided", subject_type="enterprise",

@@ -67,26 +67,27 @@ def transition(*, db: Session, warning: EarlyWarning, move: WarningTransitionIn,
     if move.to not in next_statuses(warning):
         raise _refuse(warning, move.to)
     note = (move.note or "").strip()
+    who = actor.removeprefix("user:")  # people are kept by username, as on cases; the audit has the actor
     before = warning.status
     details: dict[str, object] = {"from": before, "to": move.to.value, "note": note}
     if move.to is S.signed:
-        warning.signed_by, warning.signed_at = actor, now
+        warning.signed_by, warning.signed_at = who, now
     elif move.to is S.verified:
         if move.verdict is None:
             raise InvalidInput("核实须选择结论：属实、误报或信息不足")
-        warning.verdict, warning.verified_by, warning.verified_at = move.verdict.value, actor, now
+        warning.verdict, warning.verified_by, warning.verified_at = move.verdict.value, who, now
         details["verdict"] = move.verdict.value
     elif move.to is S.acting:
         if move.action is None:
             raise InvalidInput("联动处置须选择处置方式")
-        entry = {"action": move.action.value, "note": note, "by": actor, "at": now.isoformat()}
+        entry = {"action": move.action.value, "note": note, "by": who, "at": now.isoformat()}
         warning.actions = [*warning.actions, entry]
         details["action"] = move.action.value
     else:
         if warning.verdict == Verdict.true and not note and move.amount_recovered is None \
                 and move.workers_covered is None:
             raise InvalidInput("办结须填写处置结果（追回金额、惠及职工或办结说明）")
-        warning.closed_by, warning.closed_at, warning.open_key = actor, now, None
+        warning.closed_by, warning.closed_at, warning.open_key = who, now, None
         warning.amount_recovered, warning.workers_covered = move.amount_recovered, move.workers_covered
         warning.outcome = note or None
         warning.snoozed_until = warning.snooze_cases = None

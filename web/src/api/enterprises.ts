@@ -14,8 +14,13 @@ export interface Enterprise {
   enterprise_type: string | null
 }
 
+/** Integrity colours (企业诚信), worst first. */
+export type Colour = '红' | '橙' | '黄' | '蓝' | '绿'
+
 export interface EnterpriseListItem extends Enterprise {
   cases: number
+  colour?: Colour // as shown: the manual override if any, else computed (绿 when never rated)
+  score?: number
 }
 
 export interface EnterprisePage {
@@ -52,12 +57,84 @@ export interface EnterpriseCase {
   group_case: boolean
 }
 
+/** One item behind a score: deductions negative, bonuses positive, a veto (一票否决) 0. */
+export interface ScoreItem {
+  item: string
+  label: string
+  points: number
+  case_ids: number[]
+  warning_ids: number[]
+}
+
+export interface ColourOverride {
+  colour: Colour
+  reason: string
+  by: string
+  at: string
+}
+
+export interface ItemChange {
+  item: string
+  label: string
+  before: number
+  after: number
+  added_case_ids: number[]
+  removed_case_ids: number[]
+  added_warning_ids: number[]
+  removed_warning_ids: number[]
+}
+
+/** One monthly snapshot and what changed since the one before (为何变色). */
+export interface HistoryEntry {
+  month: string
+  score: number
+  colour: Colour
+  ruleset_version: number
+  computed_at: string
+  items: ScoreItem[]
+  previous_colour: Colour | null
+  colour_changed: boolean
+  ruleset_changed: boolean
+  changes: ItemChange[]
+  explanation: string
+}
+
+export type ObjectionStatus = '待处理' | '成立' | '不成立'
+
+export interface Objection {
+  id: number
+  enterprise_id: number
+  raised_by: string
+  reason: string
+  status: ObjectionStatus
+  outcome: string | null
+  decided_by: string | null
+  decided_at: string | null
+  created_at: string
+}
+
 export interface EnterpriseDetail extends Enterprise {
   created_at: string
   updated_at: string
   aliases: EnterpriseAlias[]
   stats: EnterpriseStats
   recent_cases: EnterpriseCase[]
+  // integrity (企业诚信); optional: a server without it leaves the colour panel out
+  colour?: Colour
+  score?: number
+  computed_colour?: Colour
+  ruleset_version?: number | null
+  computed_at?: string | null
+  deductions?: ScoreItem[]
+  override?: ColourOverride | null
+  history?: HistoryEntry[]
+  objections?: Objection[]
+}
+
+export interface ColourDistribution {
+  total: number
+  by_colour: Partial<Record<Colour, number>>
+  overridden: number
 }
 
 export interface ImportResult {
@@ -120,6 +197,14 @@ export const enterpriseApi = {
   resolve: (name: string, limit = 5) =>
     request<{ heard: string; candidates: ResolveCandidate[] }>(`${V1}/enterprises/resolve`, { query: { name, limit } }),
   importFile: (file: File) => upload<ImportResult>(`${V1}/enterprises/import`, file),
+  raiseObjection: (id: number, reason: string) =>
+    request<Objection>(`${V1}/enterprises/${id}/objections`, { method: 'POST', json: { reason } }),
+  decideObjection: (id: number, objectionId: number, status: '成立' | '不成立', outcome: string) =>
+    request<Objection>(`${V1}/enterprises/${id}/objections/${objectionId}/decision`,
+      { method: 'POST', json: { status, outcome } }),
+  overrideColour: (id: number, colour: Colour | null, reason: string) =>
+    request<unknown>(`${V1}/enterprises/${id}/colour-override`, { method: 'PUT', json: { colour, reason } }),
+  distribution: () => request<ColourDistribution>(`${V1}/integrity/distribution`),
   linkCase: (caseId: number, enterpriseId: number | null, heardName?: string) =>
     request<{ case_id: number; enterprise_id: number | null; enterprise: string | null }>(
       `${V1}/cases/${caseId}/enterprise`, { method: 'PUT', json: { enterprise_id: enterpriseId, heard_name: heardName } }),

@@ -5,12 +5,14 @@ import type { Role } from '../api/types'
 export type Permission =
   | 'case:read' | 'recording:upload' | 'recording:play' | 'recording:download' | 'transcript:read' | 'search'
   | 'audit:read' | 'user:admin' | 'phone:unmasked' | 'id:unmasked' | 'case:update' | 'case:escalate'
-  | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin'
+  | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin' | 'enterprise:rate'
+  | 'warning:read' | 'warning:handle' | 'warning:admin'
 
 const ALL: Permission[] = [
   'case:read', 'recording:upload', 'recording:play', 'recording:download', 'transcript:read', 'search',
   'audit:read', 'user:admin', 'phone:unmasked', 'id:unmasked', 'case:update', 'case:escalate', 'stats:read',
-  'taxonomy:admin', 'enterprise:read', 'enterprise:admin',
+  'taxonomy:admin', 'enterprise:read', 'enterprise:admin', 'enterprise:rate', 'warning:read', 'warning:handle',
+  'warning:admin',
 ]
 
 export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
@@ -19,7 +21,8 @@ export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
   mediator: new Set<Permission>(['case:read', 'recording:upload', 'recording:play', 'recording:download',
     'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update', 'enterprise:read']),
   manager: new Set<Permission>(['case:read', 'recording:play', 'recording:download', 'transcript:read', 'search',
-    'audit:read', 'case:update', 'case:escalate', 'stats:read', 'enterprise:read']),
+    'audit:read', 'case:update', 'case:escalate', 'stats:read', 'enterprise:read', 'enterprise:rate',
+    'warning:read', 'warning:handle']),
   admin: new Set<Permission>(ALL),
 }
 
