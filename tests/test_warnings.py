@@ -96,6 +96,11 @@ def test_poisson_tail_is_exact() -> None:
     assert engine.poisson_tail(40, 1.0) == pytest.approx(1.0 / 8.159e47, rel=0.05)  # no cancellation to 0
 
 
+def assess(rule: engine.Rule, window: list[engine.Fact], baseline: engine.Baseline,
+           repeat: bool = False) -> engine.Assessment | None:
+    return engine.assess(rule, engine.Figures.of(window), baseline, repeat=repeat)
+
+
 def _facts(n: int, at: datetime, **kw: Any) -> list[engine.Fact]:
     return [engine.Fact(case_id=i, at=at + timedelta(hours=i), category="欠薪", **kw) for i in range(n)]
 
@@ -104,11 +109,11 @@ def test_burst_test_tells_a_busy_district_from_a_quiet_enterprise() -> None:
     rule = engine.Rule(id=1, version=1, name="r", group_by=GroupBy.district_category, window_days=7, min_cases=2,
                        burst_alpha=1e-3)
     busy = engine.Baseline(own_per_day=10 / 7, peer_per_day=0.5, floor_per_day=0.0, days_seen=180)
-    assert engine.assess(rule, _facts(10, T0, district="市南区"), busy) is None  # ten a week, as always
-    assert engine.assess(rule, _facts(30, T0, district="市南区"), busy) is not None  # three times that
+    assert assess(rule, _facts(10, T0, district="市南区"), busy) is None  # ten a week, as always
+    assert assess(rule, _facts(30, T0, district="市南区"), busy) is not None  # three times that
     quiet = engine.Baseline(own_per_day=0.0, peer_per_day=0.01, floor_per_day=0.005, days_seen=180)
-    assert engine.assess(rule, _facts(2, T0), quiet) is None
-    found = engine.assess(rule, _facts(3, T0), quiet)
+    assert assess(rule, _facts(2, T0), quiet) is None
+    found = assess(rule, _facts(3, T0), quiet)
     assert found is not None and found.grade == Grade.yellow and "突增" in found.because
     assert found.p_value is not None and found.p_value < 1e-3
 
@@ -117,16 +122,16 @@ def test_grades_group_cases_and_repeats() -> None:
     rule = engine.Rule(id=1, version=1, name="r", group_by=GroupBy.enterprise, window_days=7, min_cases=2,
                        grades={"黄": {"callers": 3}, "橙": {"workers": 30}, "红": {"amount": 1_000_000}})
     none = engine.Baseline(0, 0, 0, 0)
-    assert engine.assess(rule, _facts(2, T0), none) is None
-    found = engine.assess(rule, _facts(3, T0), none)
+    assert assess(rule, _facts(2, T0), none) is None
+    found = assess(rule, _facts(3, T0), none)
     assert found is not None and found.grade == Grade.yellow
     many = [engine.Fact(case_id=i, at=T0, category="欠薪", workers=15, caller=f"1{i}") for i in range(2)]
-    found = engine.assess(rule, many, none)
+    found = assess(rule, many, none)
     assert found is not None and found.grade == Grade.orange
     one_group = [engine.Fact(case_id=1, at=T0, category="欠薪", workers=40, group_case=True)]
-    found = engine.assess(rule, one_group, none)  # a single group case is red, below min_cases
+    found = assess(rule, one_group, none)  # a single group case is red, below min_cases
     assert found is not None and found.grade == Grade.red and "群体性" in found.because
-    found = engine.assess(rule, _facts(3, T0), none, repeat=True)
+    found = assess(rule, _facts(3, T0), none, repeat=True)
     assert found is not None and found.grade == Grade.red and "重复发生" in found.because
 
 
@@ -137,7 +142,7 @@ def test_reason_says_what_a_manager_needs() -> None:
                           enterprise_id=1, enterprise="青岛某水产公司")
               for i, (w, a) in enumerate([(10, 80_000), (8, 60_000), (3, 26_000), (2, 20_000)])]
     key = engine.key_of(rule, window[0])
-    found = engine.assess(rule, window, engine.Baseline(0, 0, 0, 0))
+    found = assess(rule, window, engine.Baseline(0, 0, 0, 0))
     assert key is not None and found is not None
     expected = "崂山区青岛某水产公司 7 天内 4 起欠薪来电，涉及 23 人，金额 18.6 万元"
     assert engine.reason(rule, key, found).startswith(expected)
@@ -236,9 +241,9 @@ def test_a_group_case_is_red_at_once_and_a_repeat_is_red(database: Database, set
                                 now=T0 + timedelta(days=3))
         assert w.open_key is None
     # weeks later it happens again: a small cluster that would be 黄 is 红 (重复发生)
-    again = [add_case(database, T0 + timedelta(days=30, hours=h), enterprise_id=e) for h in range(3)]
+    again = [add_case(database, T0 + timedelta(days=40, hours=h), enterprise_id=e) for h in range(3)]
     with database.session() as db:
-        service.evaluate_cases(db=db, settings=settings, case_ids=again, now=T0 + timedelta(days=30))
+        service.evaluate_cases(db=db, settings=settings, case_ids=again, now=T0 + timedelta(days=40))
     assert [(g, s) for _k, g, s, _c in warnings(database)] == [("红", "办结"), ("红", "待签收")]
     with database.session() as db:
         assert "此前预警办结后再次发生" in db.execute(sa.select(EarlyWarning.reason).order_by(EarlyWarning.id.desc())
@@ -296,6 +301,22 @@ def test_a_red_warning_hides_lower_ones_over_the_same_cases(database: Database, 
         workflow.transition(db=db, warning=red, move=WarningTransitionIn(to="已核实", verdict="误报"), actor="user:m")
         workflow.transition(db=db, warning=red, move=WarningTransitionIn(to="办结"), actor="user:m")
         assert district.inhibited_by_id is None  # shown again once the red one is closed
+
+
+def test_a_group_case_warns_on_its_district_too_but_shows_once(database: Database, settings: Settings) -> None:
+    only_rules(database, RuleIn(name="区域", group_by=GroupBy.district_category, window_days=7, min_cases=5),
+               RuleIn(name="企业", group_by=GroupBy.enterprise, window_days=7, min_cases=3))
+    e = enterprise(database, "青岛某纺织有限公司", "即墨区")
+    named = add_case(database, T0, enterprise_id=e, district="即墨区", workers=40, group_case=True)
+    unnamed = add_case(database, T0 + timedelta(days=20), district="平度市", workers=16, group_case=True)
+    with database.session() as db:
+        service.evaluate_cases(db=db, settings=settings, case_ids=[named, unnamed], now=T0 + timedelta(days=20))
+        shown = {w.group_key: w.inhibited_by_id for w in db.execute(sa.select(EarlyWarning)).scalars()}
+        red_on_enterprise = db.execute(sa.select(EarlyWarning.id).where(
+            EarlyWarning.group_key == f"enterprise:{e}")).scalar_one()
+    # the enterprise's red warning is the one shown; the district's is under it; a group case nobody named the
+    # enterprise of still warns, on its district
+    assert shown == {f"enterprise:{e}": None, "即墨区|欠薪": red_on_enterprise, "平度市|欠薪": None}
 
 
 def test_snooze_until_more_cases_or_a_date(database: Database, settings: Settings, client: TestClient) -> None:

@@ -181,3 +181,7 @@ class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(max_length=2000)
+
+
+# When a case counts from (受理, else created): early warnings select cases by it (migration 0015).
+sa.Index("ix_cases_case_at", sa.func.coalesce(Case.accepted_at, Case.created_at))

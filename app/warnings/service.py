@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,22 +54,28 @@ case_at = sa.func.coalesce(Case.accepted_at, Case.created_at)
 # Rates are per day over at least this long, so one early case is not a high rate; and a site with less history
 # than this (a new site) has no baseline yet: the burst test waits for it, the fixed thresholds do not.
 MIN_HISTORY_DAYS = 28
+RECENT_DAYS = 28  # the key's own recent rate is over the four weeks before the window
 NOTIFY_WITHIN = timedelta(days=1)  # a warning dated older than this (found by a full run) is not notified
 Dating = Literal["case", "now"]
 
 # The rules a new site starts with (admins change them in 预警中心 → 规则). Thresholds are sums over the window;
 # a grade is reached when any of its thresholds is. Chosen for a city hotline of about 100,000 calls a year.
 DEFAULT_RULES: tuple[RuleIn, ...] = (
-    RuleIn(name="企业短期聚集", group_by=GroupBy.enterprise, window_days=3, min_cases=3, burst_alpha=1e-5,
+    # workers of one enterprise calling about the same unpaid wages: the commonest cluster, and the one to catch
+    # early (a quiet enterprise warns at its third caller in three days)
+    RuleIn(name="企业欠薪聚集", group_by=GroupBy.enterprise, categories=["欠薪"], window_days=3, min_cases=3,
+           burst_alpha=1e-5, burst_grade=Grade.yellow, floor_per_day=0.005,
+           grades={Grade.orange: Thresholds(workers=30, amount=500_000),
+                   Grade.red: Thresholds(callers=10, workers=50, amount=1_000_000)}),
+    # complaints of any kind piling up on one enterprise over a week: stricter, since unrelated calls add up
+    RuleIn(name="企业投诉聚集", group_by=GroupBy.enterprise, window_days=7, min_cases=4, burst_alpha=1e-6,
            burst_grade=Grade.yellow, floor_per_day=0.01,
            grades={Grade.orange: Thresholds(workers=30, amount=500_000),
                    Grade.red: Thresholds(callers=10, workers=50, amount=1_000_000)}),
-    RuleIn(name="企业持续聚集", group_by=GroupBy.enterprise, window_days=14, min_cases=4, burst_alpha=1e-5,
-           burst_grade=Grade.blue, floor_per_day=0.01,
-           grades={Grade.orange: Thresholds(workers=30, amount=500_000),
-                   Grade.red: Thresholds(workers=50, amount=1_000_000)}),
-    RuleIn(name="区域类别突增", group_by=GroupBy.district_category, window_days=3, min_cases=5, burst_alpha=1e-6,
-           burst_grade=Grade.orange, floor_per_day=0.1, group_case_red=False),
+    # a district's calls of one kind far above their usual week (a whole week, so weekdays and weekends even
+    # out); a group case there is red even when nobody named the enterprise
+    RuleIn(name="区域类别突增", group_by=GroupBy.district_category, window_days=7, min_cases=5, burst_alpha=1e-6,
+           burst_grade=Grade.orange, floor_per_day=0.1),
     RuleIn(name="区域职业聚集", group_by=GroupBy.district_occupation, window_days=7, min_cases=5, burst_alpha=1e-6,
            burst_grade=Grade.yellow, floor_per_day=0.1, group_case_red=False),
 )
@@ -171,7 +177,7 @@ def facts(db: Session, *where: sa.ColumnElement[bool]) -> list[Fact]:
     return [Fact(case_id=r.id, at=as_utc(r.at), category=r.category, enterprise_id=r.enterprise_id,
                  enterprise=r.enterprise, district=r.district, occupation=r.occupation, caller=r.caller_phone,
                  workers=r.workers, amount=r.amount, group_case=bool(r.group_case))
-            for r in db.execute(stmt)]
+            for r in db.connection().execute(stmt)]  # rows as they are: no ORM work on 100,000 of them
 
 
 def _key_filter(rule: engine.Rule, keys: Iterable[Key]) -> sa.ColumnElement[bool]:
@@ -198,33 +204,68 @@ def _key_sql(rule: engine.Rule) -> sa.ColumnElement[Any]:
 # --- history: the key's own cases and its peers' -----------------------------------------------------------
 
 class History:
-    """The cases of each (rule, key) in time order, and the peers' rate (from memory or from SQL)."""
+    """The cases of each (rule, key) in time order, with a running window over them, and the baselines."""
 
-    def __init__(self, earliest: datetime | None) -> None:
+    def __init__(self, earliest: datetime | None, db: Session | None = None) -> None:
         self.earliest = earliest
+        self.db = db  # given: the baseline's own counts come from SQL (only the windows' cases are loaded)
+        self._counted: dict[tuple[int, str, datetime, datetime], int] = {}
         self.by_key: dict[tuple[int, str], list[Fact]] = defaultdict(list)
         self._orders: dict[tuple[int, str], list[tuple[datetime, int]]] = {}
+        self._times: dict[tuple[int, str], list[datetime]] = {}
+        self._running: dict[tuple[int, str], engine.Running] = {}
+        self._baselines: dict[tuple[int, str, datetime], engine.Baseline] = {}
+        self._grouped: dict[tuple[int, str], bool] = {}
 
     def add(self, rule: engine.Rule, key: Key, fact: Fact) -> None:
         self.by_key[(rule.id, key.key)].append(fact)
 
-    def seal(self) -> None:
+    def seal(self, *, in_order: bool = False) -> None:
+        """Index what was added (``in_order``: it was added oldest first, no sorting needed)."""
         for k, items in self.by_key.items():
-            items.sort(key=lambda f: f.order)
-            self._orders[k] = [f.order for f in items]
+            if not in_order:
+                items.sort(key=lambda f: f.order)
+            self._times[k] = [f.at for f in items]
+            self._grouped[k] = any(f.group_case for f in items)
 
-    def holds(self, rule: engine.Rule, key: Key) -> bool:
-        return (rule.id, key.key) in self._orders
-
-    def window(self, rule: engine.Rule, key: Key, fact: Fact) -> list[Fact]:
-        items, orders = self.by_key[(rule.id, key.key)], self._orders[(rule.id, key.key)]
-        hi = bisect.bisect_right(orders, fact.order)
-        lo = bisect.bisect_right(orders, (fact.at - rule.window, 1 << 62))
-        return items[lo:hi]
+    def window(self, rule: engine.Rule, key: Key, fact: Fact) -> engine.Running | None:
+        """The key's window up to and including ``fact``; None when the fact is not among what was loaded for
+        this rule (a later case another rule's key brought in)."""
+        k = (rule.id, key.key)
+        if k not in self._times:
+            return None  # nothing loaded for this key under this rule
+        if len(self.by_key[k]) < rule.min_cases and not (rule.group_case_red and self._grouped.get(k)):
+            return None  # a key with fewer cases than the rule needs, ever: no window of it can say anything
+        running = self._running.get(k)
+        if running is not None and running.hi < len(running.items) and running.items[running.hi] is fact:
+            i = running.hi  # the replay's next case on this key (a full replay visits them all in order)
+        elif running is None and self.by_key[k] and self.by_key[k][0] is fact:
+            i = 0  # the key's first case
+        else:
+            if k not in self._orders:
+                if k not in self._times:
+                    return None
+                self._orders[k] = [f.order for f in self.by_key[k]]
+            orders = self._orders[k]
+            i = bisect.bisect_left(orders, fact.order)
+            if i == len(orders) or orders[i] != fact.order:
+                return None
+        if running is None:
+            running = self._running[k] = engine.Running(self.by_key[k])
+        running.move(i, fact.at - rule.window)
+        return running
 
     def own(self, rule: engine.Rule, key: Key, start: datetime, end: datetime) -> int:
-        orders = self._orders[(rule.id, key.key)]
-        return bisect.bisect_left(orders, (end, -1)) - bisect.bisect_left(orders, (start, -1))
+        if self.db is None:
+            times = self._times[(rule.id, key.key)]
+            return bisect.bisect_left(times, end) - bisect.bisect_left(times, start)
+        slot = (rule.id, key.key, start, end)
+        if slot not in self._counted:
+            where = [_key_filter(rule, [key]), case_at >= start, case_at < end]
+            if rule.categories:
+                where.append(Case.category.in_(sorted(rule.categories)))
+            self._counted[slot] = self.db.execute(sa.select(sa.func.count()).where(*where)).scalar_one()
+        return self._counted[slot]
 
     def days_seen(self, start: datetime, end: datetime) -> float:
         if self.earliest is None or end <= self.earliest:
@@ -232,13 +273,23 @@ class History:
         return (end - max(start, self.earliest)).total_seconds() / 86400
 
     def baseline(self, rule: engine.Rule, key: Key, fact: Fact, peers: Peers) -> engine.Baseline:
+        """The key's baseline for a window ending at ``fact``: over whole days before the window, so the same for
+        every case of the key on one day (kept, not counted again)."""
         end = _day(fact.at - rule.window)
+        slot = (rule.id, key.key, end)
+        if (known := self._baselines.get(slot)) is None:
+            made = self._baseline(rule, key, end, peers)
+            known = self._baselines[slot] = made.for_rule(rule) if made.known else made
+        return known
+
+    def _baseline(self, rule: engine.Rule, key: Key, end: datetime, peers: Peers) -> engine.Baseline:
         start = end - timedelta(days=rule.baseline_days)
         seen = self.days_seen(start, end)
-        per = max(seen, MIN_HISTORY_DAYS)
-        own = self.own(rule, key, start, end) / per if seen > 0 else 0.0
-        peer = peers.per_key(rule, key, start, end) / per if seen > 0 else 0.0
-        return engine.Baseline(own, peer, rule.floor_per_day, seen, known=seen >= MIN_HISTORY_DAYS)
+        if seen < MIN_HISTORY_DAYS:
+            return engine.Baseline(0.0, 0.0, rule.floor_per_day, seen, known=False)
+        recent = self.own(rule, key, end - timedelta(days=RECENT_DAYS), end) / RECENT_DAYS
+        return engine.Baseline(self.own(rule, key, start, end) / seen, peers.per_key(rule, key, start, end) / seen,
+                               rule.floor_per_day, seen, known=True, recent_per_day=recent)
 
 
 def _day(at: datetime) -> datetime:
@@ -253,36 +304,67 @@ def peer_group(rule: engine.Rule, key: Key) -> str:
     return key.key.split("|", 1)[1]
 
 
-class Peers:
-    """Cases per key over a period among a key's peers that had any (cached per rule, peer group and day)."""
+class _Sliding:
+    """Cases and distinct keys of one peer group over a period that only moves forward (a full replay)."""
 
-    def __init__(self, db: Session | None = None, known: Sequence[tuple[engine.Rule, Sequence[Fact]]] = ()) -> None:
+    def __init__(self, times: list[datetime], keys: list[str]) -> None:
+        self.times, self.keys = times, keys
+        self.lo = self.hi = 0
+        self.counts: Counter[str] = Counter()
+
+    def per_key(self, start: datetime, end: datetime) -> float:
+        lo, hi = bisect.bisect_left(self.times, start), bisect.bisect_left(self.times, end)
+        if lo < self.lo or hi < self.hi:  # went back: count afresh
+            self.lo = self.hi = 0
+            self.counts.clear()
+        while self.hi < hi:
+            self.counts[self.keys[self.hi]] += 1
+            self.hi += 1
+        while self.lo < lo:
+            key = self.keys[self.lo]
+            self.counts[key] -= 1
+            if not self.counts[key]:
+                del self.counts[key]
+            self.lo += 1
+        return (self.hi - self.lo) / len(self.counts) if self.counts else 0.0
+
+
+_PEER_CACHE: dict[tuple[str, int, int, str, datetime], float] = {}  # per process: the worker evaluates each case
+_PEER_CACHE_SIZE = 10_000
+
+
+class Peers:
+    """Cases per key over a period among a key's peers that had any: from the cases in memory (a full replay),
+    or from SQL, cached per rule, peer group and day for the process (one query a day, not one per case)."""
+
+    def __init__(self, db: Session | None = None,
+                 known: Sequence[tuple[engine.Rule, Sequence[tuple[Fact, Key]]]] = ()) -> None:
         self.db = db
-        self._cache: dict[tuple[int, int, str, datetime], float] = {}
-        self._memory: dict[tuple[int, str], tuple[list[datetime], list[str]]] = {}
-        for rule, items in known:
-            grouped: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-            for f in items:
-                if (k := engine.key_of(rule, f)) is not None:
-                    grouped[peer_group(rule, k)].append((f.at, k.key))
-            for group, keyed in grouped.items():
-                keyed.sort()
-                self._memory[(rule.id, group)] = ([a for a, _ in keyed], [k for _, k in keyed])
+        self._memory: dict[tuple[int, str], _Sliding] = {}
+        for rule, keyed in known:  # (fact, key) oldest first
+            grouped: dict[str, tuple[list[datetime], list[str]]] = defaultdict(lambda: ([], []))
+            for f, k in keyed:
+                times, keys = grouped[peer_group(rule, k)]
+                times.append(f.at)
+                keys.append(k.key)
+            for group, (times, keys) in grouped.items():
+                self._memory[(rule.id, group)] = _Sliding(times, keys)
         self._in_memory = {rule.id for rule, _ in known}
 
     def per_key(self, rule: engine.Rule, key: Key, start: datetime, end: datetime) -> float:
         group = peer_group(rule, key)
-        slot = (rule.id, rule.version, group, start)
-        if slot not in self._cache:
-            self._cache[slot] = self._compute(rule, group, start, end)
-        return self._cache[slot]
-
-    def _compute(self, rule: engine.Rule, group: str, start: datetime, end: datetime) -> float:
         if rule.id in self._in_memory:
-            times, keys = self._memory.get((rule.id, group), ([], []))
-            lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
-            distinct = len(set(keys[lo:hi]))
-            return (hi - lo) / distinct if distinct else 0.0
+            sliding = self._memory.get((rule.id, group))
+            return sliding.per_key(start, end) if sliding else 0.0
+        assert self.db is not None
+        slot = (_db_name(self.db), rule.id, rule.version, group, start)
+        if slot not in _PEER_CACHE:
+            if len(_PEER_CACHE) >= _PEER_CACHE_SIZE:
+                _PEER_CACHE.clear()
+            _PEER_CACHE[slot] = self._query(rule, group, start, end)
+        return _PEER_CACHE[slot]
+
+    def _query(self, rule: engine.Rule, group: str, start: datetime, end: datetime) -> float:
         assert self.db is not None
         key = _key_sql(rule)
         where = [case_at >= start, case_at < end, key.is_not(None)]
@@ -335,8 +417,11 @@ class Ledger:
                 self.cases[warning_id].add(case_id)
                 self.last_case_at[warning_id] = max(self.last_case_at.get(warning_id, as_utc(at)), as_utc(at))
         self.on_key: dict[str, list[EarlyWarning]] = defaultdict(list)
+        self.closed: dict[str, list[datetime]] = defaultdict(list)  # when warnings not found false were closed
         for w in self.warnings:
             self.on_key[w.group_key].append(w)
+            if w.closed_at is not None and w.verdict != "误报":
+                self.closed[w.group_key].append(as_utc(w.closed_at))
         self.new_links: list[dict[str, Any]] = []
         self.result = Evaluation()
         self._attached_now: dict[int, list[int]] = defaultdict(list)
@@ -346,8 +431,7 @@ class Ledger:
 
     def closed_recently(self, key: str, at: datetime, days: int) -> bool:
         since = at - timedelta(days=days)
-        return any(w.closed_at is not None and since <= as_utc(w.closed_at) <= at and w.verdict != "误报"
-                   for w in self.on_key.get(key, ()))
+        return any(since <= closed <= at for closed in self.closed.get(key, ()))
 
     def _attach(self, w: EarlyWarning, facts_: Iterable[Fact], at: datetime, *, audited: bool = True) -> int:
         added = 0
@@ -368,22 +452,20 @@ class Ledger:
         return fact.at if self.dating == "case" else self.now
 
     def decide(self, rule: engine.Rule, key: Key, fact: Fact, window: Sequence[Fact],
-               found: engine.Assessment | None) -> None:
+               found: engine.Assessment) -> None:
         """Apply what ``rule`` found at ``fact``: attach, raise the grade, or raise a new warning."""
         w = self.open.get(key.key)
         at = self.dated(fact)
         if w is not None:
-            if found is not None:
-                fresh = fact.case_id not in self.cases[w.id]
-                self.result.attached += self._attach(w, window, at)
-                if RANK[found.grade] > RANK[w.grade]:
-                    self._upgrade(w, rule, key, found, fact)
-                elif fresh and found.figures.cases >= int(w.figures.get("cases", 0)):
-                    w.figures, w.reason = found.as_dict(), engine.reason(rule, key, found)
+            fresh = fact.case_id not in self.cases[w.id]
+            self.result.attached += self._attach(w, window, at)
+            if RANK[found.grade] > RANK[w.grade]:
+                self._upgrade(w, rule, key, found, fact)
+            elif fresh and found.figures.cases >= int(w.figures.get("cases", 0)):
+                w.figures, w.reason = found.as_dict(), engine.reason(rule, key, found)
             return
-        if found is None or self.behind_key(key.key, fact.case_id):
-            return
-        self._raise(rule, key, fact, window, found)
+        if not self.behind_key(key.key, fact.case_id):
+            self._raise(rule, key, fact, window, found)
 
     def _sign_due(self, grade: str, at: datetime) -> datetime:
         hours = self.settings.warning_sign_hours.get(grade, 24)
@@ -469,24 +551,45 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 # --- evaluation --------------------------------------------------------------------------------------------
 
+def _db_name(db: Session) -> str:
+    """Which database a cached figure belongs to (tests and the benchmark open several in one process)."""
+    bind = db.get_bind()
+    engine_ = bind.engine if isinstance(bind, sa.Connection) else bind
+    return str(engine_.url)
+
+
+_EARLIEST: dict[str, datetime] = {}  # per database: when its first case was accepted (only ever earlier)
+
+
 def _earliest(db: Session) -> datetime | None:
-    at = db.execute(sa.select(sa.func.min(case_at))).scalar_one_or_none()
-    return as_utc(at) if at is not None else None
+    url = _db_name(db)
+    if url not in _EARLIEST:
+        at = db.execute(sa.select(sa.func.min(case_at))).scalar_one_or_none()
+        if at is None:
+            return None
+        _EARLIEST[url] = as_utc(at)
+    return _EARLIEST[url]
+
+
+_UNKNOWN = engine.Baseline(0.0, 0.0, 0.0, 0.0, known=False)
 
 
 def _replay(ledger: Ledger, rules: Sequence[engine.Rule], new: Sequence[Fact], history: History,
-            peers: Peers) -> None:
+            peers: Peers, keys: dict[tuple[int, int], Key] | None = None) -> None:
+    """Each case in time order through each rule; ``keys`` ((rule id, case id) → key) where already known."""
     for fact in sorted(new, key=lambda f: f.order):
         for rule in rules:
-            key = engine.key_of(rule, fact)
-            if key is None or not history.holds(rule, key):  # a later case brought in by another rule's key
+            key = keys.get((rule.id, fact.case_id)) if keys is not None else engine.key_of(rule, fact)
+            if key is None or (window := history.window(rule, key, fact)) is None:
                 continue
-            window = history.window(rule, key, fact)
-            if not window or window[-1].case_id != fact.case_id:  # outside what was loaded for this rule
-                continue
+            if window.cases < rule.min_cases and not (rule.group_case_red and window.group_cases):
+                continue  # nothing this rule could say: no baseline needed
+            burst = rule.burst_alpha is not None and window.cases >= rule.min_cases
+            baseline = history.baseline(rule, key, fact, peers) if burst else _UNKNOWN
             repeat = ledger.closed_recently(key.key, fact.at, rule.repeat_days)
-            found = engine.assess(rule, window, history.baseline(rule, key, fact, peers), repeat=repeat)
-            ledger.decide(rule, key, fact, window, found)
+            found = engine.assess(rule, window, baseline, repeat=repeat)
+            if found is not None:
+                ledger.decide(rule, key, fact, window.facts(), found)
     ledger.result.cases += len(new)
 
 
@@ -495,15 +598,20 @@ def evaluate_all(*, db: Session, settings: Settings, now: datetime | None = None
     """Replay every case through the active rules (after rules change; the benchmark). Idempotent."""
     started, now = time.perf_counter(), as_utc(now or utcnow())
     rules = active_rules(db)
-    everything = facts(db)
+    everything = facts(db)  # oldest first
     history = History(everything[0].at if everything else None)
+    keys: dict[tuple[int, int], Key] = {}
+    keyed: list[tuple[engine.Rule, list[tuple[Fact, Key]]]] = []
     for rule in rules:
-        for f in everything:
-            if (key := engine.key_of(rule, f)) is not None:
-                history.add(rule, key, f)
-    history.seal()
+        key_of = engine.keyer(rule)
+        pairs = [(f, k) for f in everything if (k := key_of(f)) is not None]
+        for f, k in pairs:
+            history.add(rule, k, f)
+            keys[(rule.id, f.case_id)] = k
+        keyed.append((rule, pairs))
+    history.seal(in_order=True)
     ledger = Ledger(db, None, settings=settings, now=now, dating=dating, actor=actor)
-    _replay(ledger, rules, everything, history, Peers(known=[(r, everything) for r in rules]))
+    _replay(ledger, rules, everything, history, Peers(known=keyed), keys)
     return _finish(db, ledger, started)
 
 
@@ -516,7 +624,7 @@ those keys whose windows hold them (an older case corrected may complete a clust
     new = [f for chunk in _chunks(sorted(set(case_ids)), 5000) for f in facts(db, Case.id.in_(chunk))]
     if not new or not rules:
         return Evaluation(cases=len(new))
-    history = History(_earliest(db))
+    history = History(_earliest(db), db)  # the baselines' counts from SQL: only windows are loaded
     keys: set[str] = set()
     decide = {f.case_id: f for f in new}
     first = min(f.at for f in new)
@@ -525,7 +633,7 @@ those keys whose windows hold them (an older case corrected may complete a clust
         if not wanted:
             continue
         keys |= set(wanted)
-        since = first - rule.window - timedelta(days=rule.baseline_days + 1)
+        since = first - rule.window - timedelta(days=1)
         upto = max(f.at for f in new) + rule.window
         for f in facts(db, _key_filter(rule, wanted.values()), case_at >= since, case_at <= upto):
             if (k := engine.key_of(rule, f)) is not None and k.key in wanted:
@@ -586,7 +694,8 @@ def hourly(*, db: Session, settings: Settings, now: datetime | None = None) -> E
 
 def inhibit(*, db: Session, warnings: Sequence[EarlyWarning]) -> None:
     """An open warning below 红 most of whose cases are behind an open 红 one is hidden under it
-    (``inhibited_by_id``), and shown again when that one is closed or no longer covers them."""
+    (``inhibited_by_id``), as is a red one on a district most of whose cases are behind a red one on an
+    enterprise; each is shown again when that one is closed or no longer covers them."""
     if not warnings:
         return
     involved = {w.id for w in warnings}
@@ -600,9 +709,10 @@ def inhibit(*, db: Session, warnings: Sequence[EarlyWarning]) -> None:
                                           .where(WarningCase.warning_id.in_([w.id for w in candidates]))):
         links[warning_id].add(case_id)
     for w in candidates:
-        if w.grade == Grade.red:
-            w.inhibited_by_id = None
-            continue
-        cover = max(reds, key=lambda r: len(links[r.id] & links[w.id]), default=None)
-        over = cover is not None and cover.id != w.id and len(links[cover.id] & links[w.id]) * 2 > len(links[w.id])
-        w.inhibited_by_id = cover.id if over and cover is not None else None
+        # a lower grade hides under a red one; a red one about a district under a red one about the enterprise
+        # (a group case raises both: the enterprise is the one to act on)
+        over = [r for r in reds if r.id != w.id and (
+            w.grade != Grade.red or (r.group_by == GroupBy.enterprise and w.group_by != GroupBy.enterprise))]
+        cover = max(over, key=lambda r: len(links[r.id] & links[w.id]), default=None)
+        hidden = cover is not None and len(links[cover.id] & links[w.id]) * 2 > len(links[w.id])
+        w.inhibited_by_id = cover.id if hidden and cover is not None else None
