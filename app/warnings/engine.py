@@ -321,9 +321,14 @@ def higher(a: str | None, b: str | None) -> str | None:
 class Stats(Protocol):
     """What a window holds, as counted so far (``Figures``, or a ``Running`` window)."""
 
-    cases: int
-    callers: int
-    group_cases: int
+    @property
+    def cases(self) -> int: ...
+
+    @property
+    def callers(self) -> int: ...
+
+    @property
+    def group_cases(self) -> int: ...
 
     def value(self, measure: str) -> int: ...
 
