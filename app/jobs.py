@@ -81,6 +81,13 @@ class JobQueue:
             with self.database.session() as db:
                 return warnings.hourly(db=db, settings=settings).raised
 
+        @self.huey.periodic_task(crontab(minute="0", hour="23"))  # 07:00 Beijing (Huey's crontab is UTC)
+        def daily_report() -> int:
+            """企业预警风险信息日报 for the day before (Beijing), generated and archived every morning."""
+            from app.reports import service as reports
+
+            return reports.daily_job(database=self.database, settings=settings).id
+
         self._transcribe = transcribe_recording
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -20,16 +21,19 @@ from app.auth.masking import MaskingMiddleware
 from app.calls import media_views
 from app.calls import views as call_views
 from app.cases import views as case_views
+from app.clues import views as clue_views
 from app.config import Settings
 from app.db import Database
 from app.enterprises import views as enterprise_views
 from app.errors import ApiError, api_error_handler
+from app.exports import views as export_views
 from app.jobs import JobQueue
 from app.live import ingest as live_ingest
 from app.live import views as live_views
 from app.live.hub import make_hub
 from app.notifications import views as notification_views
 from app.recordings import views as recording_views
+from app.reports import views as report_views
 from app.search import views as search_views
 from app.stats import views as stats_views
 from app.taxonomy import views as taxonomy_views
@@ -50,8 +54,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = [".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in exc.errors()]
+    # a validator's own ValueError sits in ``ctx`` as an exception object: said as text, not serialized
+    errors = [{**e, "ctx": {k: str(v) for k, v in e["ctx"].items()}} if "ctx" in e else e for e in exc.errors()]
     return JSONResponse({"code": "invalid", "detail": f"请求参数有误：{', '.join(fields)}",
-                         "errors": exc.errors()}, status_code=422)
+                         "errors": jsonable_encoder(errors)}, status_code=422)
 
 
 def _offline_docs(app: FastAPI) -> None:
@@ -98,7 +104,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
                    audit_views, notification_views, user_views, stats_views, taxonomy_views, transcript_views,
-                   enterprise_views, warning_views):
+                   enterprise_views, warning_views, export_views, clue_views, report_views):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -31,6 +31,11 @@ class Permission(StrEnum):
     warning_read = "warning:read"  # early warnings (预警中心): list, detail, the cases behind them
     warning_handle = "warning:handle"  # sign for, verify, act on, close and snooze a warning
     warning_admin = "warning:admin"  # edit the warning rules
+    report_read = "report:read"  # the report archive (月报, 日报): list and download
+    ledger_read = "ledger:read"  # clues (线索) and the ledgers (台账): read, page, export as XLSX
+    # register (form, XLSX import), change and verify clues: office work of the rights department (managers),
+    # not of agents, whose calls become cases by themselves and reach the arrears ledger without a clue
+    clue_edit = "clue:edit"
 
 
 _ALL = frozenset(Permission)
@@ -49,7 +54,8 @@ MATRIX: dict[Role, frozenset[Permission]] = {
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
          Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
          Permission.case_escalate, Permission.stats_read, Permission.enterprise_read, Permission.enterprise_rate,
-         Permission.warning_read, Permission.warning_handle}
+         Permission.warning_read, Permission.warning_handle, Permission.ledger_read, Permission.clue_edit,
+         Permission.report_read}
     ),
     Role.admin: _ALL,
 }
