@@ -408,6 +408,10 @@ NOT_AUDITED = {
     ("GET", "/api/v1/enterprises/resolve"): "the enterprise registry: reference data, no personal information",
     ("GET", "/api/v1/warnings/summary"): "counts of warnings by grade and district, no personal information",
     ("GET", "/api/v1/warning-rules"): "the warning rules: reference data, no personal information",
+    ("GET", "/api/v1/integrity/ruleset"): "the colour rules: reference data, no personal information",
+    ("GET", "/api/v1/integrity/distribution"): "counts of enterprises by colour, no personal information",
+    ("GET", "/api/v1/reports"): "the archive's list: kinds, periods and digests (each download is audited)",
+    ("GET", "/api/v1/reports/{report_id}"): "one archived report's kind, period and digests (downloads audited)",
 }
 
 
@@ -446,9 +450,40 @@ def _requests(settings: Settings) -> dict[tuple[str, str], Callable[[dict[str, A
             "json": {"colour": "黄", "reason": "监察部门已立案"}},
         ("POST", "/api/v1/integrity/ruleset"): lambda seen: {
             "json": {"rules": seen["GET /api/v1/integrity/ruleset"]["rules"], "note": "复核"}},
+        ("POST", "/api/v1/clues"): lambda _: {"json": {"source": "舆情监测", "title": "网帖反映某公司拖欠工资",
+                                                       "category": "欠薪", "district": "崂山区", "workers": 12}},
+        ("POST", "/api/v1/clues/import"): lambda _: {"files": {"file": ("线索.xlsx", _xlsx(
+            [["来源", "标题", "类别"], ["上级交办", "某工地拖欠农民工工资", "欠薪"]]),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}},
+        ("PATCH", "/api/v1/clues/{clue_id}"): lambda _: {"json": {"workers": 15}},
+        ("POST", "/api/v1/clues/{clue_id}/transitions"): lambda _: {"json": {"to": "属实", "note": "已核实"}},
+        ("GET", "/api/v1/ledgers/{kind}.xlsx"): lambda _: {},
+        ("POST", "/api/v1/reports"): lambda _: {"json": {"kind": "daily", "period": _today()}},
         ("PUT", "/api/v1/warning-rules/{rule_id}"): lambda _: {"json": {"name": "企业欠薪", "group_by": "enterprise",
                                                                         "categories": ["欠薪"], "window_days": 14}},
     }
+
+
+def _xlsx(rows: list[list[Any]]) -> bytes:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _today() -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
 
 
 def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int,
@@ -468,6 +503,11 @@ def _values(seen: dict[str, Any], case_id: int, recording_id: int, call_id: int,
         values["warning_id"] = str(listed["items"][0]["id"])
     if objection := seen.get("POST /api/v1/enterprises/{enterprise_id}/objections"):
         values["objection_id"] = str(objection["id"])
+    if clue := seen.get("POST /api/v1/clues"):
+        values["clue_id"] = str(clue["id"])
+    values["kind"] = "arrears-new"
+    if report := seen.get("POST /api/v1/reports"):
+        values["report_id"], values["fmt"] = str(report["id"]), "pdf"
     if rule := seen.get("POST /api/v1/warning-rules"):
         values["rule_id"] = str(rule["id"])
     return values
