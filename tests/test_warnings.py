@@ -188,6 +188,20 @@ def test_unregistered_names_group_by_the_name_said(database: Database, settings:
     assert warnings(database) == [("enterprise-name:青岛某某建筑公司", "蓝", "待签收", [a, b])]
 
 
+def test_enterprise_by_category(database: Database, settings: Settings) -> None:
+    """Workers of one enterprise on the same problem cluster; different problems of one enterprise do not."""
+    only_rules(database, RuleIn(name="企业同类", group_by=GroupBy.enterprise_category, window_days=3,
+                                grades={"黄": {"callers": 3}}))
+    e = enterprise(database, "青岛某派遣服务有限公司")
+    ids = [add_case(database, T0 + timedelta(hours=h), enterprise_id=e, category=c)
+           for h, c in enumerate(["劳务派遣", "劳动合同", "劳务派遣", "社会保险", "劳务派遣"])]
+    with database.session() as db:
+        service.evaluate_cases(db=db, settings=settings, case_ids=ids, now=T0)
+        subject = db.execute(sa.select(EarlyWarning.subject)).scalar_one()
+    assert warnings(database) == [(f"enterprise:{e}|劳务派遣", "黄", "待签收", [ids[0], ids[2], ids[4]])]
+    assert subject == "青岛某派遣服务有限公司 × 劳务派遣"
+
+
 def test_district_category_burst_against_its_own_history(database: Database, settings: Settings) -> None:
     """Ten 欠薪 calls a week in 市南区 is its normal: no warning at 10; 劳务派遣 there is rare: 5 warn."""
     only_rules(database, RuleIn(name="区域类别", group_by=GroupBy.district_category, window_days=7, min_cases=3,

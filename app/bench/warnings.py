@@ -789,7 +789,11 @@ def measure(database: Database, settings: Settings, year: Year, *, incremental: 
         again = eng.evaluate_all(db=db, settings=settings, now=END)
     again_s = time.perf_counter() - began
     before = _count(database)
-    sample = sorted(random.Random(year.seed + 2).sample(range(len(year.calls)), min(incremental, len(year.calls))))
+    # as the worker files them: consecutive cases in time order, each evaluated at its own time (the peers' rates
+    # are worked out at the first case of each day and kept for the day)
+    ordered = sorted(range(len(year.calls)), key=lambda i: year.calls[i].at)
+    start = random.Random(year.seed + 2).randrange(max(1, len(ordered) - incremental))
+    sample = ordered[start:start + incremental]
     ms: list[float] = []
     for i in sample:
         call = year.calls[i]
@@ -904,8 +908,8 @@ def print_report(year: Year, info: dict[str, Any], results: list[BackendResult],
               f"{r.again_s:>9.1f}s{r.again_raised:>11}{_pct(r.incremental_ms, 0.5):>8.1f}ms"
               f"{_pct(r.incremental_ms, 0.95):>7.1f}ms{max(r.incremental_ms):>7.1f}ms{r.incremental_raised:>12}")
     print(f"  (full eval: wall time, and this process's CPU time in brackets; peak RSS over the start. incremental:"
-          f" evaluate_case on {len(results[0].incremental_ms)} cases of the loaded year at their own time, each in"
-          f" its own transaction; 2nd eval / incr raised must be 0; load average {os.getloadavg()[0]:.1f} on"
+          f" evaluate_case on {len(results[0].incremental_ms)} consecutive cases of the loaded year, in time order as"
+          f" the worker files them, each at its own time and in its own transaction; 2nd eval / incr raised must be 0; load average {os.getloadavg()[0]:.1f} on"
           f" {os.cpu_count()} cores)")
     for r in results:
         _print_detection(r)

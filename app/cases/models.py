@@ -183,5 +183,8 @@ class NoteIn(BaseModel):
     note: str = Field(max_length=2000)
 
 
-# When a case counts from (受理, else created): early warnings select cases by it (migration 0015).
-sa.Index("ix_cases_case_at", sa.func.coalesce(Case.accepted_at, Case.created_at))
+# When a case counts from (受理, else created): early warnings select cases by it, alone and by key (0015).
+_CASE_AT = sa.func.coalesce(Case.accepted_at, Case.created_at)
+sa.Index("ix_cases_case_at", _CASE_AT)
+sa.Index("ix_cases_enterprise_at", Case.enterprise_id, _CASE_AT)
+sa.Index("ix_cases_district_category_at", Case.district, Case.category, _CASE_AT)

@@ -91,6 +91,12 @@ def key_of(rule: Rule, fact: Fact) -> Key | None:
     """The group key of ``fact`` under ``rule``; None when the rule does not look at such a case."""
     if rule.categories and fact.category not in rule.categories:
         return None
+    if rule.group_by is GroupBy.enterprise_category:
+        of = key_of(replace(rule, group_by=GroupBy.enterprise, categories=frozenset()), fact)
+        if of is None:
+            return None
+        return replace(of, key=f"{of.key}|{fact.category}", subject=f"{of.subject} × {fact.category}",
+                       category=fact.category)
     if rule.group_by is GroupBy.enterprise:
         if fact.enterprise_id is not None:
             return Key(f"enterprise:{fact.enterprise_id}", fact.enterprise or f"企业#{fact.enterprise_id}",
@@ -120,6 +126,8 @@ def keyer(rule: Rule) -> Callable[[Fact], Key | None]:
         category = f.category in rule.categories if filtered else True
         if rule.group_by is GroupBy.enterprise:
             return (category, f.enterprise_id, f.enterprise, f.district)
+        if rule.group_by is GroupBy.enterprise_category:
+            return (category, f.enterprise_id, f.enterprise, f.district, f.category)
         if rule.group_by is GroupBy.district_category:
             return (category, f.district, f.category)
         return (category, f.district, f.occupation)

@@ -33,6 +33,7 @@ RANK: dict[str, int] = {g.value: i for i, g in enumerate(Grade)}  # 蓝 0 < 黄 
 
 class GroupBy(StrEnum):
     enterprise = "enterprise"  # the registered enterprise, else the enterprise name on the case
+    enterprise_category = "enterprise_category"  # 企业 × 诉求类别: workers of one enterprise on the same problem
     district_category = "district_category"  # 区市 × 诉求类别
     district_occupation = "district_occupation"  # 区市 × 职业
 

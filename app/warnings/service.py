@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -63,8 +63,10 @@ Dating = Literal["case", "now"]
 DEFAULT_RULES: tuple[RuleIn, ...] = (
     # workers of one enterprise calling about the same unpaid wages: the commonest cluster, and the one to catch
     # early (a quiet enterprise warns at its third caller in three days)
-    RuleIn(name="企业欠薪聚集", group_by=GroupBy.enterprise, categories=["欠薪"], window_days=3, min_cases=3,
-           burst_alpha=1e-5, burst_grade=Grade.yellow, floor_per_day=0.005,
+    # workers of one enterprise calling about the same problem (unpaid wages, a dispatch agency gone): the
+    # commonest cluster, and the one to catch early — a quiet enterprise warns at its third caller in three days
+    RuleIn(name="企业同类聚集", group_by=GroupBy.enterprise_category, window_days=3, min_cases=3,
+           burst_alpha=1e-5, burst_grade=Grade.yellow, floor_per_day=0.002,
            grades={Grade.orange: Thresholds(workers=30, amount=500_000),
                    Grade.red: Thresholds(callers=10, workers=50, amount=1_000_000)}),
     # complaints of any kind piling up on one enterprise over a week: stricter, since unrelated calls add up
@@ -183,6 +185,9 @@ def facts(db: Session, *where: sa.ColumnElement[bool]) -> list[Fact]:
 def _key_filter(rule: engine.Rule, keys: Iterable[Key]) -> sa.ColumnElement[bool]:
     """Cases that may have one of ``keys`` under ``rule`` (a superset: ``key_of`` decides)."""
     keys = list(keys)
+    if rule.group_by is GroupBy.enterprise_category:
+        plain = replace(rule, group_by=GroupBy.enterprise)
+        return sa.or_(*(sa.and_(_key_filter(plain, [k]), Case.category == k.category) for k in keys))
     if rule.group_by is GroupBy.enterprise:
         ids = [k.enterprise_id for k in keys if k.enterprise_id is not None]
         names = [k.key.removeprefix("enterprise-name:") for k in keys if k.enterprise_id is None]
@@ -197,6 +202,8 @@ def _key_filter(rule: engine.Rule, keys: Iterable[Key]) -> sa.ColumnElement[bool
 def _key_sql(rule: engine.Rule) -> sa.ColumnElement[Any]:
     if rule.group_by is GroupBy.enterprise:
         return sa.func.coalesce(sa.cast(Case.enterprise_id, sa.String), Case.enterprise)
+    if rule.group_by is GroupBy.enterprise_category:
+        return sa.func.coalesce(sa.cast(Case.enterprise_id, sa.String), Case.enterprise) + "|" + Case.category
     other = Case.category if rule.group_by is GroupBy.district_category else Case.occupation
     return sa.case((sa.and_(Case.district.is_not(None), other.is_not(None)), Case.district + "|" + other))
 
@@ -297,8 +304,8 @@ def _day(at: datetime) -> datetime:
 
 
 def peer_group(rule: engine.Rule, key: Key) -> str:
-    """Which keys a key is compared with: every enterprise; the same category (occupation) in the other
-    districts."""
+    """Which keys a key is compared with: every enterprise; the same category at the other enterprises; the
+    same category (occupation) in the other districts."""
     if rule.group_by is GroupBy.enterprise:
         return ""
     return key.key.split("|", 1)[1]
@@ -370,7 +377,7 @@ class Peers:
         where = [case_at >= start, case_at < end, key.is_not(None)]
         if rule.categories:
             where.append(Case.category.in_(sorted(rule.categories)))
-        if rule.group_by is GroupBy.district_category:
+        if rule.group_by in (GroupBy.district_category, GroupBy.enterprise_category):
             where.append(Case.category == group)
         elif rule.group_by is GroupBy.district_occupation:
             where.append(Case.occupation == group.removeprefix("职业:"))
@@ -692,6 +699,9 @@ def hourly(*, db: Session, settings: Settings, now: datetime | None = None) -> E
 
 # --- inhibition: a red warning hides the lower ones over the same cases ---------------------------------------
 
+ENTERPRISE_LEVEL = (GroupBy.enterprise.value, GroupBy.enterprise_category.value)
+
+
 def inhibit(*, db: Session, warnings: Sequence[EarlyWarning]) -> None:
     """An open warning below 红 most of whose cases are behind an open 红 one is hidden under it
     (``inhibited_by_id``), as is a red one on a district most of whose cases are behind a red one on an
@@ -712,7 +722,7 @@ def inhibit(*, db: Session, warnings: Sequence[EarlyWarning]) -> None:
         # a lower grade hides under a red one; a red one about a district under a red one about the enterprise
         # (a group case raises both: the enterprise is the one to act on)
         over = [r for r in reds if r.id != w.id and (
-            w.grade != Grade.red or (r.group_by == GroupBy.enterprise and w.group_by != GroupBy.enterprise))]
+            w.grade != Grade.red or (r.group_by in ENTERPRISE_LEVEL and w.group_by not in ENTERPRISE_LEVEL))]
         cover = max(over, key=lambda r: len(links[r.id] & links[w.id]), default=None)
         hidden = cover is not None and len(links[cover.id] & links[w.id]) * 2 > len(links[w.id])
         w.inhibited_by_id = cover.id if hidden and cover is not None else None

@@ -8,7 +8,7 @@ export type Grade = '红' | '橙' | '黄' | '蓝'
 export type WarningStatus = '待签收' | '已签收' | '已核实' | '处置中' | '办结'
 export type Verdict = '属实' | '误报' | '信息不足'
 export type WarningAction = '转人社监察' | '约谈企业' | '法律援助' | '调解' | '其他'
-export type GroupBy = 'enterprise' | 'district_category' | 'district_occupation'
+export type GroupBy = 'enterprise' | 'enterprise_category' | 'district_category' | 'district_occupation'
 
 /** The figures behind a grade (any may be missing): window_start/window_end are ISO dates or datetimes. */
 export interface WarningFigures {

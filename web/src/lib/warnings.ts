@@ -52,6 +52,7 @@ export const ACTIONS: WarningAction[] = ['转人社监察', '约谈企业', '法
 
 export const GROUP_BY_LABELS: Record<GroupBy, string> = {
   enterprise: '按企业',
+  enterprise_category: '按企业 × 诉求类别',
   district_category: '按区市 × 诉求类别',
   district_occupation: '按区市 × 职业',
 }
