@@ -908,8 +908,9 @@ def print_report(year: Year, info: dict[str, Any], results: list[BackendResult],
               f"{r.again_s:>9.1f}s{r.again_raised:>11}{_pct(r.incremental_ms, 0.5):>8.1f}ms"
               f"{_pct(r.incremental_ms, 0.95):>7.1f}ms{max(r.incremental_ms):>7.1f}ms{r.incremental_raised:>12}")
     print(f"  (full eval: wall time, and this process's CPU time in brackets; peak RSS over the start. incremental:"
-          f" evaluate_case on {len(results[0].incremental_ms)} consecutive cases of the loaded year, in time order as"
-          f" the worker files them, each at its own time and in its own transaction; 2nd eval / incr raised must be 0; load average {os.getloadavg()[0]:.1f} on"
+          f" evaluate_case on {len(results[0].incremental_ms)} consecutive cases of the loaded year, in time order"
+          f" as the worker files them, each at its own time and in its own transaction; 2nd eval / incr raised"
+          f" must be 0; load average {os.getloadavg()[0]:.1f} on"
           f" {os.cpu_count()} cores)")
     for r in results:
         _print_detection(r)

@@ -623,7 +623,8 @@ def objections(*, db: Session, enterprise_id: int) -> list[EnterpriseObjection]:
 def create_objection(*, db: Session, enterprise_id: int, reason: str, actor: str) -> EnterpriseObjection:
     """Record an objection (异议) to the enterprise's colour, 待处理 until decided. Audited."""
     _enterprise(db, enterprise_id)
-    row = EnterpriseObjection(enterprise_id=enterprise_id, raised_by=actor.removeprefix("user:"), reason=_reason(reason, "异议理由"),
+    row = EnterpriseObjection(enterprise_id=enterprise_id, raised_by=actor.removeprefix("user:"),
+                              reason=_reason(reason, "异议理由"),
                               status=ObjectionStatus.pending.value, created_at=utcnow())
     db.add(row)
     db.flush()
