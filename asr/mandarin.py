@@ -90,8 +90,8 @@ def collapse_repeats(text: str) -> str:
     times) is kept once (a character twice, as in 谢谢); ordinary reduplication (看看, 哈哈哈) stays. A whole
     clause (13 characters or more) said twice in a row is a loop too (nobody repeats a sentence word for
     word without a pause), and so is the start of it trailing after the loop where the output was cut."""
-    text = re.sub(r"(.)\1{3,}", r"\1\1", text)
-    text = re.sub(r"(.{2,12}?)\1{2,}", r"\1", text)
+    text = re.sub(r"(\D)\1{3,}", r"\1\1", text)  # digits repeat in real numbers (0532-8888 6666): kept
+    text = re.sub(r"(.{2,12}?)\1{2,}", lambda m: m.group(0) if m.group(1).isdigit() else m.group(1), text)
     cut = _CUT_COPY.search(text)
     if cut and cut.group(1).startswith(cut.group(2)):
         text = text[: cut.start(2)]

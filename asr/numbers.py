@@ -70,7 +70,14 @@ def _mixed(m: re.Match[str]) -> str:
     return str(value)
 
 
+# A number read out digit by digit that Whisper wrote in dashed groups (123-5-1 for 幺二三五幺, 0532-8888-6666):
+# three or more groups are one number; two (3-5天) are a range and stay, and so does a date (2026-12-03).
+_DASHED = re.compile(r"(?<![\d\-])\d+(?:-\d+){2,}(?![\d\-])")
+_DATE = re.compile(r"\d{4}-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])")
+
+
 def normalize_numbers(text: str) -> str:
+    text = _DASHED.sub(lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else m.group(0).replace("-", ""), text)
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = _MIXED.sub(_mixed, text)
     text = _PERCENT.sub(lambda m: f"{v}%" if (v := chinese_to_int(m.group(1))) is not None else m.group(0), text)

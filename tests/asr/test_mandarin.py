@@ -15,6 +15,10 @@ def test_numbers_are_written_one_way() -> None:
     assert clean("自己垫付了八千六百元医药费") == "自己垫付了8600元医药费"
     assert clean("拖欠的工资总共四万二千元，二十四小时内回复") == "拖欠的工资总共42000元，24小时内回复"
     assert clean("这里是一二三五一热线，百分之八十") == "这里是12351热线，80%"
+    # read out digit by digit and written in dashed groups: one number; a range and a date stay as they are
+    assert clean("你好，123-5-1热线") == "你好，12351热线"
+    assert clean("电话0532-8888-6666") == "电话053288886666"
+    assert clean("等3-5天，2026-12-03前") == "等3-5天，2026-12-03前"
     # Words stay words where digits would read badly or be wrong: one-character and approximate numbers.
     for kept in ("签了一个声明", "两个多月", "十几个人", "二十多个人", "五六个人", "三年以上"):
         assert clean(kept) == kept

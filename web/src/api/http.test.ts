@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ApiError, UNAVAILABLE, buildUrl, configure, errorFromResponse, messageOf, request, wsUrl } from './http'
+import {
+  ApiError, UNAVAILABLE, buildUrl, configure, errorFromResponse, filenameFromDisposition, messageOf, request, requestBlob,
+  wsUrl,
+} from './http'
 
 describe('errorFromResponse', () => {
   it("keeps the server's Chinese message and code", () => {
@@ -69,5 +72,48 @@ describe('request', () => {
     const init = (fetchMock.mock.calls[0] as unknown as [string, RequestInit])[1]
     expect(init.body).toBe('{"district":"黄岛区"}')
     expect((init.headers as Record<string, string>).Authorization).toBeUndefined()
+  })
+
+  it('uploads a file as multipart, letting the browser set the boundary, and reads a 422\'s row errors', async () => {
+    configure({ token: () => 'tok', unauthorized: () => {} })
+    const body = { code: 'import_failed', detail: '导入失败：1 处错误，未导入任何线索', total_errors: 1,
+      errors: [{ row: 3, column: '来源', message: '来源只能是…' }] }
+    const fetchMock = vi.fn(async () => new Response(JSON.stringify(body), { status: 422 }))
+    vi.stubGlobal('fetch', fetchMock)
+    const form = new FormData()
+    form.append('file', new Blob(['x']), 'clues.xlsx')
+    await expect(request('/api/v1/clues/import', { method: 'POST', multipart: form }))
+      .rejects.toMatchObject({ status: 422, code: 'import_failed', message: '导入失败：1 处错误，未导入任何线索', body })
+    const init = (fetchMock.mock.calls[0] as unknown as [string, RequestInit])[1]
+    expect(init.body).toBe(form)
+    expect((init.headers as Record<string, string>)['Content-Type']).toBeUndefined()
+  })
+})
+
+describe('downloads', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  it('take the Chinese name from RFC 5987 filename*, else the plain one', () => {
+    const name = '新增欠薪线索清单（2026年3月）.xlsx'
+    expect(filenameFromDisposition(`attachment; filename="ledger.xlsx"; filename*=UTF-8''${encodeURIComponent(name)}`)).toBe(name)
+    expect(filenameFromDisposition(`attachment; filename*=utf-8''${encodeURIComponent('工单.pdf')}`)).toBe('工单.pdf')
+    expect(filenameFromDisposition('attachment; filename="report.pdf"')).toBe('report.pdf')
+    expect(filenameFromDisposition('attachment; filename=a.srt')).toBe('a.srt')
+    expect(filenameFromDisposition("attachment; filename*=UTF-8''%E5%B7%A5%ZZ; filename=\"x.txt\"")).toBe('x.txt')
+    expect(filenameFromDisposition('inline')).toBeNull()
+    expect(filenameFromDisposition(null)).toBeNull()
+  })
+
+  it('fetch a file with the token and the query', async () => {
+    configure({ token: () => 'tok', unauthorized: () => {} })
+    const fetchMock = vi.fn(async () => new Response('%PDF', { status: 200, headers: {
+      'Content-Disposition': `attachment; filename="case.pdf"; filename*=UTF-8''${encodeURIComponent('工单.pdf')}` } }))
+    vi.stubGlobal('fetch', fetchMock)
+    const got = await requestBlob('/api/v1/cases/3/export', { format: 'pdf' })
+    expect(got.filename).toBe('工单.pdf')
+    expect(await got.blob.text()).toBe('%PDF')
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/api/v1/cases/3/export?format=pdf')
+    expect((init.headers as Record<string, string>).Authorization).toBe('Bearer tok')
   })
 })

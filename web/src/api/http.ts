@@ -97,6 +97,8 @@ export interface RequestOptions {
   query?: Query
   json?: unknown
   form?: Record<string, string>
+  /** a multipart body (a file upload); the browser sets its Content-Type with the boundary */
+  multipart?: FormData
   /** false: a 401 is the caller's to handle (the login form), not a session expiry */
   session?: boolean
 }
@@ -111,6 +113,8 @@ async function send(path: string, options: RequestOptions): Promise<Response> {
     body = JSON.stringify(options.json)
   } else if (options.form) {
     body = new URLSearchParams(options.form)
+  } else if (options.multipart) {
+    body = options.multipart
   }
   let response: Response
   try {
@@ -142,14 +146,27 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
   }
 }
 
+/** The file name a Content-Disposition header gives: the RFC 5987 ``filename*`` (UTF-8, percent-encoded:
+ * how Chinese names are sent) before the plain ASCII ``filename``; null when it names none. */
+export function filenameFromDisposition(disposition: string | null | undefined): string | null {
+  const header = disposition ?? ''
+  const star = /filename\*\s*=\s*(?:([\w-]+)'[^']*')?"?([^";]+)"?/i.exec(header)
+  if (star) {
+    try {
+      return decodeURIComponent(star[2].trim())
+    } catch {
+      // a malformed encoding: fall back to the plain name
+    }
+  }
+  const plain = /(?:^|;)\s*filename\s*=\s*(?:"([^"]*)"|([^";]+))/i.exec(header)
+  const name = plain ? (plain[1] ?? plain[2] ?? '').trim() : ''
+  return name || null
+}
+
 /** A file (recording audio or download) as a Blob, with the name the server gave it. */
-export async function requestBlob(path: string): Promise<{ blob: Blob; filename: string | null }> {
-  const response = await send(path, {})
-  const disposition = response.headers.get('Content-Disposition') ?? ''
-  const star = /filename\*=(?:UTF-8'')?([^;]+)/i.exec(disposition)
-  const plain = /filename="?([^";]+)"?/i.exec(disposition)
-  const filename = star ? decodeURIComponent(star[1]) : plain ? plain[1] : null
-  return { blob: await response.blob(), filename }
+export async function requestBlob(path: string, query?: Query): Promise<{ blob: Blob; filename: string | null }> {
+  const response = await send(path, { query })
+  return { blob: await response.blob(), filename: filenameFromDisposition(response.headers.get('Content-Disposition')) }
 }
 
 /** ws(s)://host/path?token=… for the live WebSockets, relative to the page's own origin. */

@@ -6,13 +6,13 @@ export type Permission =
   | 'case:read' | 'recording:upload' | 'recording:play' | 'recording:download' | 'transcript:read' | 'search'
   | 'audit:read' | 'user:admin' | 'phone:unmasked' | 'id:unmasked' | 'case:update' | 'case:escalate'
   | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin' | 'enterprise:rate'
-  | 'warning:read' | 'warning:handle' | 'warning:admin'
+  | 'warning:read' | 'warning:handle' | 'warning:admin' | 'report:read' | 'ledger:read' | 'clue:edit'
 
 const ALL: Permission[] = [
   'case:read', 'recording:upload', 'recording:play', 'recording:download', 'transcript:read', 'search',
   'audit:read', 'user:admin', 'phone:unmasked', 'id:unmasked', 'case:update', 'case:escalate', 'stats:read',
   'taxonomy:admin', 'enterprise:read', 'enterprise:admin', 'enterprise:rate', 'warning:read', 'warning:handle',
-  'warning:admin',
+  'warning:admin', 'report:read', 'ledger:read', 'clue:edit',
 ]
 
 export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
@@ -22,7 +22,7 @@ export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
     'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update', 'enterprise:read']),
   manager: new Set<Permission>(['case:read', 'recording:play', 'recording:download', 'transcript:read', 'search',
     'audit:read', 'case:update', 'case:escalate', 'stats:read', 'enterprise:read', 'enterprise:rate',
-    'warning:read', 'warning:handle']),
+    'warning:read', 'warning:handle', 'report:read', 'ledger:read', 'clue:edit']),
   admin: new Set<Permission>(ALL),
 }
 
