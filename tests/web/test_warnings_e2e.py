@@ -5,7 +5,7 @@ lengths so each is stored and transcribed as its own call: the caller names 青�
 by the worker and filed as cases. Staff then do what they would in the case form, through the API the web app
 uses: link each case to the registry entry, and fill in the category and the figures the caller gave later in
 the call (5 workers, 200,000 yuan each: 600,000 in three days, an orange warning under the default rule
-企业短期聚集). A full evaluation (重新评估, as an admin would run it) raises the warning.
+企业同类聚集). A full evaluation (重新评估, as an admin would run it) raises the warning.
 
 A manager then works it in the browser: the dashboard's risk panel, 预警中心's list (grade chip, reason, case
 count), the detail (the cases with the sentence said and its second, playing that sentence, the timeline), 暂缓
@@ -119,7 +119,7 @@ def test_a_manager_works_a_warning_to_its_close(server: Server, shots: Path) -> 
 
         evaluation = client.post("/api/v1/warnings/evaluate")
         assert evaluation.status_code == 200, evaluation.text
-        listed = client.get("/api/v1/warnings", params={"group_by": "enterprise"}).json()["items"]
+        listed = client.get("/api/v1/warnings", params={"group_by": "enterprise_category"}).json()["items"]
         ours = [w for w in listed if w["enterprise_id"] == enterprise_id]
         assert len(ours) == 1, (evaluation.json(), listed)
         warning = ours[0]
@@ -165,7 +165,7 @@ def test_a_manager_works_a_warning_to_its_close(server: Server, shots: Path) -> 
         page.click(f"[data-test=warning-subject]:has-text('{ENTERPRISE}')")
         page.wait_for_url(re.compile(rf"#/warnings/{warning['id']}$"), timeout=10_000)
         page.wait_for_selector("[data-test=warning-title]", timeout=15_000)
-        assert page.inner_text("[data-test=warning-title]") == ENTERPRISE
+        assert page.inner_text("[data-test=warning-title]") == f"{ENTERPRISE} × 劳务派遣"
         assert page.inner_text("[data-test=warning-grade]") == "橙色预警"
         assert page.locator("[data-test=warning-case]").count() == 3
         assert "600,000 元" in page.inner_text("[data-test=warning-figures]")
@@ -283,7 +283,7 @@ def test_a_manager_works_a_warning_to_its_close(server: Server, shots: Path) -> 
         login(page, server.base, "admin", server.admin_password)
         page.goto(f"{server.base}/#/warnings")
         page.click("[data-test=warning-rules-link]")
-        rule = page.locator("[data-test=rules-table] .el-table__row", has_text="企业短期聚集")
+        rule = page.locator("[data-test=rules-table] .el-table__row", has_text="企业同类聚集")
         rule.wait_for(timeout=15_000)
         assert "第 1 版" in rule.inner_text()
         rule.get_by_role("button", name="编辑").click()
@@ -295,7 +295,7 @@ def test_a_manager_works_a_warning_to_its_close(server: Server, shots: Path) -> 
         page.click("[data-test=evaluate]")
         assert "评估完成" in page.inner_text("[data-test=evaluate-result]", timeout=30_000)
         page.screenshot(path=shots / "warnings-09-rules.png", full_page=True)
-        saved = next(r for r in client.get("/api/v1/warning-rules").json() if r["name"] == "企业短期聚集")
+        saved = next(r for r in client.get("/api/v1/warning-rules").json() if r["name"] == "企业同类聚集")
         assert saved["version"] == 2 and saved["grades"]["黄"]["cases"] == 3, saved
         assert saved["burst_alpha"] == pytest.approx(1e-5), saved  # the rest of the rule as it was
         browser.close()
