@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import random
 import statistics
-import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
+from app.bench import scratch_sqlite
 from app.bench import warnings as traffic
 from app.config import Settings
 from app.db import Database
@@ -57,19 +55,6 @@ DISPATCH_EXTRA = ("派遣公司突然倒闭了，工资没人管", "劳务派遣
 
 def _say(line: str) -> None:
     print(f"  … {line}", flush=True)
-
-
-@contextmanager
-def _scratch() -> Iterator[tuple[Database, Settings]]:
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-reports-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "var", database_url=None, redis_url=None)
-        settings.ensure_dirs()
-        database = Database(settings.sqlalchemy_url)
-        try:
-            database.upgrade()
-            yield database, settings
-        finally:
-            database.dispose()
 
 
 def _close_and_transcribe(database: Database, month: str, seed: int) -> tuple[int, int]:
@@ -125,7 +110,7 @@ def run(*, cases: int = 100_000, month: str = "2025-11", seed: int = 12351) -> N
     year = traffic.generate(cases=cases, enterprises=ENTERPRISES, seed=seed,
                             group_workers=settings.group_case_workers)
     _say(f"{len(year.calls):,} cases of {traffic.YEAR} generated in {time.perf_counter() - began:.1f} s")
-    with _scratch() as (database, s):
+    with scratch_sqlite("reports") as (database, s):
         load_s, _ = _timed(lambda: traffic.load(database, year))
         closed, transcribed = _close_and_transcribe(database, month, seed)
         _say(f"loaded into SQLite in {load_s:.1f} s; {closed:,} closed, {transcribed:,} transcripts "

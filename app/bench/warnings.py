@@ -53,6 +53,7 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
+from app.bench import scratch_sqlite
 from app.cases.models import Case, CaseStatus
 from app.config import Settings
 from app.db import Base, Database
@@ -808,19 +809,6 @@ def measure(database: Database, settings: Settings, year: Year, *, incremental: 
 
 
 @contextlib.contextmanager
-def sqlite_database() -> Iterator[tuple[Database, Settings]]:
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-warnings-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "var", database_url=None, redis_url=None)
-        settings.ensure_dirs()
-        database = Database(settings.sqlalchemy_url)
-        try:
-            database.upgrade()
-            yield database, settings
-        finally:
-            database.dispose()
-
-
-@contextlib.contextmanager
 def postgres_database(admin_url: str) -> Iterator[tuple[Database, Settings]]:
     """A database of its own (``hotline_bench_warnings``) on the server of ``admin_url``, dropped after."""
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -1024,7 +1012,7 @@ def run(*, cases: int = 100_000, enterprises: int = 20_000, seed: int = 12351, e
 
     say(f"{len(year.calls)} cases generated in {gen_s:.1f} s")
     results = []
-    with sqlite_database() as (database, s):
+    with scratch_sqlite("warnings") as (database, s):
         results.append(measure(database, s, year, incremental=incremental, eng=eng, progress=say))
     if postgres_url:
         with postgres_database(postgres_url) as (database, s):
