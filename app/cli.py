@@ -53,6 +53,9 @@ app.add_typer(ledger_app, name="ledger")
 report_app = typer.Typer(help="Reports (报告): the monthly analysis and the daily enterprise-warning report.",
                          no_args_is_help=True)
 app.add_typer(report_app, name="report")
+storage_app = typer.Typer(help="Recordings storage: move to S3, check every recording, rotate the master key.",
+                          no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -76,6 +79,30 @@ def _database(settings: Settings) -> Iterator[Database]:
         db.dispose()
 
 
+def _prepare_storage(settings: Settings) -> None:
+    """Before taking work: the recordings store reachable (an S3 bucket made if missing, with object lock when
+    HOTLINE_S3_OBJECT_LOCK_DAYS is set) and the master key loaded (generated on first start when none is
+    configured). A store that is down is reported and the process carries on: uploads get 503 and jobs wait
+    until it is back."""
+    from app.recordings import crypto, files, storage
+
+    try:
+        if settings.encrypt_recordings:
+            generated = not settings.master_key and not settings.master_key_file and \
+                not (settings.data_dir / "master.key").exists()
+            files.keyring(settings)
+            if generated:
+                err.print(f"[yellow]录音加密主密钥已生成：{settings.data_dir / 'master.key'}。请另行妥善备份"
+                          f"（与数据目录分开保存）：丢失它，所有录音都无法解密。[/]")
+        store = files.store(settings, files.location(settings))
+        storage.ensure_bucket(store, object_lock=settings.s3_object_lock_days > 0)
+    except storage.StorageUnavailable as e:
+        err.print(f"[yellow]{e}[/]")
+    except (storage.StorageError, crypto.CryptoError) as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+
+
 def _bootstrap_admin(settings: Settings, database: Database) -> None:
     """First start: with no users at all, create `admin` with a random password, shown once."""
     from app.users import service as users
@@ -96,6 +123,8 @@ def _bootstrap_admin(settings: Settings, database: Database) -> None:
 def serve(
     workers: Annotated[int, typer.Option(help="Transcription worker threads (0: none, e.g. when "
                                               "`hotline worker` runs elsewhere)")] = -1,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API only: no transcription worker here "
+                                                                 "(same as --workers 0)")] = False,
 ) -> None:
     """Start everything on this machine: API and web on HOTLINE_HTTP_PORT, and the transcription worker.
 
@@ -106,10 +135,11 @@ def serve(
 
     _setup_logging()
     settings = Settings()
+    _prepare_storage(settings)
     with _database(settings) as database:
         _bootstrap_admin(settings, database)
         _recover_media_streams(settings, database)
-    n = settings.worker_concurrency if workers < 0 else workers
+    n = 0 if no_worker else settings.worker_concurrency if workers < 0 else workers
     children = []
     parent = ["--parent-pid", str(os.getpid())]
     if n > 0:
@@ -177,6 +207,7 @@ def worker(
 
     _setup_logging()
     settings = Settings()
+    _prepare_storage(settings)
     with _database(settings) as database:
         queue = JobQueue(settings, database=database)
         _preload_model(settings)
@@ -199,6 +230,7 @@ def sip(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> 
 
     _setup_logging()
     settings = Settings()
+    _prepare_storage(settings)
     with _database(settings) as database:
         if parent_pid:
             threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
@@ -566,6 +598,42 @@ def bench_live(
     bench.run(corpus, names, concurrent, post_call)
 
 
+@bench_app.command("cluster")
+def bench_cluster(
+    recordings: Annotated[int, typer.Option(help="Recordings uploaded during the faults")] = 16,
+    calls: Annotated[int, typer.Option(help="sipp calls placed during the faults")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed: makes each upload's and call's bytes distinct")] = 12351,
+    batch: Annotated[int, typer.Option(help="Recordings per throughput and encryption measurement")] = 8,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch folder (logs, data dirs, sipp traces)")] = False,
+    skip_throughput: Annotated[bool, typer.Option(help="Only the load with faults")] = False,
+    storage: Annotated[str, typer.Option(help="s3 (SeaweedFS) or shared-dir (one local folder for all nodes)")]
+    = "s3",
+    beam_size: Annotated[int | None, typer.Option(help="HOTLINE_ASR_BEAM_SIZE for the workers (default: as "
+                                                       "configured)")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait after the load for every case")] = 300.0,
+    postgres_url: Annotated[str, typer.Option(help="PostgreSQL server; a scratch database is made and dropped")]
+    = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+) -> None:
+    """A whole site on this machine (PostgreSQL, Redis, SeaweedFS, 2 API processes, 2 workers, 1 SIP node):
+    uploads and sipp calls while a worker, an API process and the SIP node are killed (-9) and Redis restarts;
+    prints what came in, cases out, duplicates, losses, the longest wait; then throughput with one worker vs
+    two (pinned to a core each) and the cost of encryption at rest. Exits 1 on a loss or a duplicate."""
+    from app.bench import cluster as bench
+
+    if storage not in ("s3", "shared-dir"):
+        err.print("[red]--storage must be s3 or shared-dir[/]")
+        raise typer.Exit(2)
+    options = bench.ClusterOptions(recordings=recordings, calls=calls, seed=seed, batch=batch, keep=keep,
+                                   skip_throughput=skip_throughput, storage=storage, beam_size=beam_size,
+                                   timeout_s=timeout, postgres_url=postgres_url)
+    try:
+        results = bench.run(options)
+    except bench.ClusterError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    raise typer.Exit(0 if results.ok else 1)
+
+
 @bench_app.command("asr")
 def bench_asr(
     corpus: Annotated[Path | None, typer.Argument(
@@ -864,9 +932,89 @@ def bench_reports(
     bench.run(cases=cases, month=month, seed=seed)
 
 
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=err)
+
+
+@storage_app.command("migrate")
+def storage_migrate(
+    to: Annotated[str, typer.Option("--to", help="Target store: s3://bucket/prefix (HOTLINE_S3_* settings), "
+                                                 "or 'local'")],
+    actor: Annotated[str, typer.Option(help="Who moves them (audit trail)")] = "cli",
+) -> None:
+    """Copy every recording to the target store and read each back to check its sha256; resumable (run it
+    again after an interruption). The recordings switch to the target only once all are verified; then set
+    HOTLINE_STORAGE_URL to the target on every node and restart them."""
+    from app.recordings import moves
+    from app.recordings.storage import StorageError
+
+    settings = Settings()
+    target = moves.normalize(to)
+    with _database(settings) as database, _bar() as bar:
+        todo, _ = moves.pending(database=database, target=target)
+        task = bar.add_task(f"迁移至 {target}", total=len(todo))
+        try:
+            report = moves.migrate(database=database, settings=settings, target=target, actor=f"cli:{actor}",
+                                   progress=lambda n: bar.advance(task, n))
+        except StorageError as e:
+            bar.stop()
+            err.print(f"[red]{e}[/]")
+            raise typer.Exit(2) from e
+    for rec_id, why in report.failed.items():
+        typer.echo(f"录音 #{rec_id}：{why}")
+    typer.echo(f"共 {report.total} 份：本次复制并校验 {report.copied}，此前已校验 {report.already}，"
+               f"失败 {len(report.failed)}，迁移期间新增 {report.filed_meanwhile}")
+    if not report.complete:
+        err.print("[yellow]尚未切换：修复上述问题后再次运行本命令（已校验的不会重复复制）[/]")
+        raise typer.Exit(1)
+    typer.echo(f"已切换 {report.switched} 份录音至 {target}。请在每个节点设置 HOTLINE_STORAGE_URL={target} 并重启；"
+               "旧存储中的副本未删除。")
+
+
+@storage_app.command("verify")
+def storage_verify(actor: Annotated[str, typer.Option(help="Who checks (audit trail)")] = "cli") -> None:
+    """Read every recording back and check its sha256 (and every encrypted chunk); exits 1 on any failure."""
+    from app.recordings import moves
+
+    settings = Settings()
+    with _database(settings) as database, _bar() as bar:
+        task = bar.add_task("校验录音", total=None)
+        report = moves.verify_all(database=database, settings=settings, actor=f"cli:{actor}",
+                                  progress=lambda n: bar.advance(task, n))
+    for rec_id, why in report.failed.items():
+        typer.echo(f"录音 #{rec_id}：{why}")
+    typer.echo(f"共 {report.total} 份：完好 {report.ok}，失败 {len(report.failed)}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@storage_app.command("rotate-key")
+def storage_rotate_key(
+    retire: Annotated[bool, typer.Option(help="Then remove old master keys no recording uses (only once every "
+                                               "node has reloaded the key file)")] = False,
+    actor: Annotated[str, typer.Option(help="Who rotates (audit trail)")] = "cli",
+) -> None:
+    """Make a new master key current and wrap every recording's data key again with it (the audio itself
+    is not re-encrypted). Needs a key file (the generated one, or HOTLINE_MASTER_KEY_FILE)."""
+    from app.recordings import moves
+    from app.recordings.crypto import CryptoError
+
+    settings = Settings()
+    with _database(settings) as database:
+        try:
+            done = moves.rotate_key(database=database, settings=settings, actor=f"cli:{actor}", retire=retire)
+        except CryptoError as e:
+            err.print(f"[red]{e}[/]")
+            raise typer.Exit(2) from e
+    typer.echo(f"新主密钥 {done.key_id}：重新封装 {done.rewrapped} 份录音密钥"
+               + (f"，已删除旧主密钥 {', '.join(done.retired)}" if done.retired else ""))
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
     main()
+

@@ -49,6 +49,21 @@ class Settings(BaseSettings):
     live_final_beam_size: int = 1  # each utterance's final text (the record is still the post-call pass)
     media_token: str | None = None  # WebSocket media streams; default: generated once, kept in the data dir
 
+    # Recordings storage (app/recordings/storage.py): "" = the data dir's recordings/ folder (one machine);
+    # "s3://bucket/prefix" = S3-compatible object storage, shared by every node of a multi-machine site
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None  # e.g. http://10.0.0.5:8333 (SeaweedFS, MinIO, Ceph RGW); default: AWS
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+    s3_object_lock_days: int = 0  # > 0: recordings kept as evidence are WORM (COMPLIANCE) for this many days
+    # Encryption at rest (app/recordings/crypto.py): a random AES-256-GCM key per recording, wrapped by the
+    # master key; on by default. The master key: HOTLINE_MASTER_KEY (base64 of 32 bytes) or a key file
+    # (default: generated into the data dir on first start; keep a copy elsewhere, see README)
+    encrypt_recordings: bool = True
+    master_key: str | None = None
+    master_key_file: Path | None = None
+
     max_upload_mb: int = 500
     token_ttl_minutes: int = 12 * 60
     secret_key: str | None = None  # default: generated once and kept in the data dir

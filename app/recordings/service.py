@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.config import Settings
 from app.db import Database, as_utc, utcnow
+from app.recordings import files
 from app.recordings.models import CaseChannel, JobStatus, Recording
 from asr.audio import probe
 from asr.types import Layout
@@ -69,10 +68,6 @@ def get(*, db: Session, recording_id: int) -> Recording | None:
     return db.get(Recording, recording_id)
 
 
-def file_path(settings: Settings, recording: Recording) -> Path:
-    return settings.recordings_dir / recording.path
-
-
 @dataclass(frozen=True)
 class Ingested:
     recording: Recording
@@ -94,21 +89,18 @@ def ingest(
             return Ingested(existing, True)
     info = probe(staged_file.path)
     ext = (Path(original_name).suffix.lower() or f".{info.format}")[:8]
-    rel = Path(staged_file.sha256[:2]) / f"{staged_file.sha256}{ext}"
-    dest = settings.recordings_dir / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    created = not dest.exists()
-    if created:
-        shutil.copyfile(staged_file.path, dest.with_suffix(".part"))
-        os.replace(dest.with_suffix(".part"), dest)
+    stored = files.put(settings, source=staged_file.path, sha256=staged_file.sha256, size=staged_file.size, ext=ext)
     try:
         with database.session() as db:
             rec = Recording(
-                sha256=staged_file.sha256, path=str(rel), original_name=original_name[:255],
+                sha256=staged_file.sha256, path=stored.key, original_name=original_name[:255],
                 size_bytes=staged_file.size, format=info.format, codec=info.codec, sample_rate=info.sample_rate,
                 channels=info.channels, duration=info.duration,
                 layout="mono" if info.channels == 1 else layout, channel=channel.value,
                 status=JobStatus.queued.value, uploaded_by=actor, lease_until=queued_lease(),
+                storage=stored.storage, stored_size=stored.stored_size,
+                key_id=stored.wrapped.key_id if stored.wrapped else None,
+                wrapped_key=stored.wrapped.blob if stored.wrapped else None,
             )
             db.add(rec)
             db.flush()
@@ -116,16 +108,17 @@ def ingest(
                          subject_id=rec.id, details={
                              "sha256": rec.sha256, "original_name": rec.original_name, "size": rec.size_bytes,
                              "format": info.format, "codec": info.codec, "channels": info.channels,
-                             "duration": info.duration, "layout": rec.layout, "channel": rec.channel})
+                             "duration": info.duration, "layout": rec.layout, "channel": rec.channel,
+                             "storage": rec.storage, "encrypted": rec.encrypted})
     except IntegrityError:  # the same audio arrived concurrently and the other upload won
+        files.discard(settings, stored)
         with database.session() as db:
             winner = by_sha(db=db, sha256=staged_file.sha256)
         if winner is None:
             raise
         return Ingested(winner, True)
     except Exception:
-        if created:
-            dest.unlink(missing_ok=True)
+        files.discard(settings, stored)
         raise
     return Ingested(rec, False)
 

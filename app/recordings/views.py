@@ -1,20 +1,23 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 
 from app.audit import service as audit
 from app.auth.permissions import Permission
 from app.deps import AppSettings, CurrentDatabase, DbSession, Queue, require
 from app.errors import ApiError
-from app.recordings import service
+from app.recordings import crypto, files, ranges, service, storage
 from app.recordings.models import CaseChannel, Recording, RecordingCreated, RecordingRead
 from app.users.models import User
 from asr.audio import AudioError
 from asr.types import Layout
 
+log = logging.getLogger("hotline.recordings")
 router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"])
 Uploader = Annotated[User, Depends(require(Permission.recording_upload))]
 Reader = Annotated[User, Depends(require(Permission.case_read))]
@@ -22,7 +25,8 @@ Player = Annotated[User, Depends(require(Permission.recording_play))]
 Downloader = Annotated[User, Depends(require(Permission.recording_download))]
 
 
-@router.post("", status_code=201, responses={200: {"description": "The same audio was already on file"}})
+@router.post("", status_code=201, responses={200: {"description": "The same audio was already on file"},
+                                               503: {"description": "录音存储暂不可用（未保存，请重试）"}})
 def upload(
     request: Request,
     response: Response,
@@ -48,6 +52,9 @@ def upload(
         raise ApiError(413, "too_large", str(e)) from e
     except AudioError as e:
         raise ApiError(422, e.code, str(e)) from e
+    except storage.StorageUnavailable as e:  # nothing was put on record: the client sends it again later
+        raise ApiError(503, "storage_unavailable", f"录音存储暂时无法访问，本次上传未保存，请稍后重试（{e}）",
+                       retry_after=30) from e
     if result.duplicate:
         response.status_code = 200
     else:
@@ -73,34 +80,75 @@ def read(recording_id: int, db: DbSession, user: Reader) -> RecordingRead:
 
 def _audio_response(
     request: Request, db: DbSession, settings: AppSettings, username: str, recording_id: int, *, download: bool
-) -> FileResponse:
+) -> StreamingResponse:
+    """The audio streamed through the API, decrypted on the way, with HTTP Range (206) for seeking.
+
+    Streamed rather than redirected to a presigned URL: the store holds only ciphertext, and every read is
+    audited under the user who made it (a presigned URL is a bearer link nobody can audit or take back)."""
     rec = _recording(db, recording_id)
-    path = service.file_path(settings, rec)
-    if not path.exists():
-        raise ApiError(410, "audio_missing", "录音文件缺失，请联系管理员")
+    span = ranges.parse(request.headers.get("range"), rec.size_bytes)
+    if span is None:
+        raise ApiError(416, "range_not_satisfiable", f"请求的范围超出录音大小（{rec.size_bytes} 字节）",
+                       size=rec.size_bytes)
+    try:
+        pieces = files.read(settings, rec, span.start, span.end)
+        first = next(pieces, b"")  # a missing, unreachable or tampered object fails here, before any header
+    except storage.ObjectMissing as e:
+        raise ApiError(410, "audio_missing", "录音文件缺失，请联系管理员") from e
+    except storage.StorageUnavailable as e:
+        raise ApiError(503, "storage_unavailable", f"录音存储暂时无法访问，请稍后重试（{e}）", retry_after=30) from e
+    except crypto.CryptoError as e:
+        _integrity_failed(db, rec, username, str(e))
+        raise ApiError(409, "audio_tampered",
+                       "录音文件校验失败（可能被篡改或损坏），已停止播放并记录，请联系管理员") from e
     audit.record(
         db=db, actor=f"user:{username}", action="recording.downloaded" if download else "recording.played",
         subject_type="recording", subject_id=rec.id, details={"range": request.headers.get("range")},
     )
     db.commit()  # the read is on record before a byte is sent
     media = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac"}
-    filename = f"recording-{rec.id}{path.suffix}" if download else None
-    return FileResponse(path, media_type=media.get(rec.format, "application/octet-stream"), filename=filename)
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(span.end - span.start)}
+    if span.partial:
+        headers["Content-Range"] = f"bytes {span.start}-{span.end - 1}/{rec.size_bytes}"
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="recording-{rec.id}{files.suffix(rec)}"'
+    return StreamingResponse(_rest(first, pieces, rec.id), status_code=206 if span.partial else 200,
+                             media_type=media.get(rec.format, "application/octet-stream"), headers=headers)
 
 
-@router.get("/{recording_id}/audio", response_class=FileResponse)
+def _rest(first: bytes, pieces: Iterator[bytes], recording_id: int) -> Iterator[bytes]:
+    """The stream after its first piece; a chunk failing authentication mid-way ends the response short
+    (the client sees a cut-off transfer, never the tampered bytes)."""
+    yield first
+    try:
+        yield from pieces
+    except (crypto.CryptoError, storage.StorageError) as e:
+        log.error("recording %s: stream stopped: %s", recording_id, e)
+
+
+def _integrity_failed(db: DbSession, rec: Recording, username: str, why: str) -> None:
+    audit.record(db=db, actor=f"user:{username}", action="recording.integrity_failed", subject_type="recording",
+                 subject_id=rec.id, details={"error": why[:500]})
+    db.commit()
+    log.error("recording %s failed its integrity check when read by %s: %s", rec.id, username, why)
+
+
+@router.get("/{recording_id}/audio", response_class=StreamingResponse,
+            responses={206: {"description": "部分内容（Range）"}, 410: {"description": "录音文件缺失"},
+                       416: {"description": "范围无效"}, 503: {"description": "录音存储暂不可用"}})
 def audio(
     recording_id: int, request: Request, db: DbSession, settings: AppSettings,
     user: Player,
-) -> FileResponse:
+) -> StreamingResponse:
     """The audio, for players: HTTP Range requests are answered with 206 so a player can seek."""
     return _audio_response(request, db, settings, user.username, recording_id, download=False)
 
 
-@router.get("/{recording_id}/download", response_class=FileResponse)
+@router.get("/{recording_id}/download", response_class=StreamingResponse,
+            responses={410: {"description": "录音文件缺失"}, 503: {"description": "录音存储暂不可用"}})
 def download(
     recording_id: int, request: Request, db: DbSession, settings: AppSettings,
     user: Downloader,
-) -> FileResponse:
+) -> StreamingResponse:
     """The original file as an attachment (audited)."""
     return _audio_response(request, db, settings, user.username, recording_id, download=True)

@@ -11,7 +11,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast, get_args
 
 from sqlalchemy.exc import IntegrityError
@@ -23,8 +26,9 @@ from app.cases.models import Case
 from app.config import Settings
 from app.db import Database
 from app.enterprises import service as enterprises
+from app.recordings import files, storage
 from app.recordings import service as recordings
-from app.recordings.models import JobStatus
+from app.recordings.models import JobStatus, Recording
 from app.search import service as search
 from app.taxonomy import service as taxonomy
 from app.taxonomy.models import TermKind
@@ -58,6 +62,22 @@ class PermanentFailure(Exception):
     """Retrying cannot help (the audio is unusable or the model is not configured)."""
 
 
+@contextmanager
+def _audio_or_none(settings: Settings, rec: Recording | None) -> Iterator[Path | None]:
+    """The recording in clear for the decoder, or None (no recording, missing, unreachable or failing its
+    check: the caller carries on without the audio and says so)."""
+    if rec is None:
+        yield None
+        return
+    with ExitStack() as stack:
+        try:
+            path: Path | None = stack.enter_context(files.local_copy(settings, rec))
+        except storage.StorageError as e:
+            log.warning("recording %s not readable: %s", rec.id, e)
+            path = None
+        yield path
+
+
 @dataclass(frozen=True)
 class Outcome:
     recording_id: int
@@ -72,14 +92,15 @@ def transcribe_recording(*, database: Database, settings: Settings, recording_id
         rec = recordings.claim(db=db, recording_id=recording_id, worker=worker, lease_s=settings.job_lease_s)
         if rec is None:
             return Outcome(recording_id, None, "done, failed or held by another worker")
-        path, layout = recordings.file_path(settings, rec), rec.layout
         # the domain lexicon admins keep, and the enterprises already on file, bias the term correction
-        options = replace(asr_options(settings, layout), extra_terms=taxonomy.asr_terms(db=db))
-    if not path.is_file():
-        raise PermanentFailure(f"录音文件缺失：{rec.path}（数据目录 recordings/ 下）")
+        options = replace(asr_options(settings, rec.layout), extra_terms=taxonomy.asr_terms(db=db))
     try:
-        result, scorer = transcribe_and_score(path, options, settings.models_dir)
-    except (AudioError, ModelError) as e:
+        with files.local_copy(settings, rec) as path:
+            result, scorer = transcribe_and_score(path, options, settings.models_dir)
+    except (AudioError, ModelError, storage.ObjectMissing) as e:
+        raise PermanentFailure(str(e)) from e
+    except files.Corrupted as e:
+        _integrity_failed(database=database, recording_id=recording_id, actor=actor, error=str(e))
         raise PermanentFailure(str(e)) from e
     try:
         with database.session() as db:
@@ -129,6 +150,13 @@ def mark_failed(*, database: Database, recording_id: int, error: str, final: boo
         rec.lease_until = None if final else recordings.queued_lease()
         audit.record(db=db, actor=f"worker:{worker_id()}", action="transcription.failed", subject_type="recording",
                      subject_id=rec.id, details={"error": error[:500], "final": final, "attempts": rec.attempts})
+
+
+def _integrity_failed(*, database: Database, recording_id: int, actor: str, error: str) -> None:
+    with database.session() as db:
+        audit.record(db=db, actor=actor, action="recording.integrity_failed", subject_type="recording",
+                     subject_id=recording_id, details={"error": error[:500]})
+    log.error("recording %s failed its integrity check: %s", recording_id, error)
 
 
 # --- a person corrects a segment ------------------------------------------------------------------------
@@ -220,12 +248,12 @@ def correct_segment(*, database: Database, settings: Settings, transcript_id: in
                                       resolver=enterprises.resolver(db=db)) if case else [])
         transcript = transcripts.get(db=db, transcript_id=transcript_id)
         rec = recordings.get(db=db, recording_id=transcript.recording_id) if transcript else None
-        path, layout = (recordings.file_path(settings, rec), rec.layout) if rec else (None, "caller-left")
         seg_id, new_version, case_id = seg.id, seg.version, case.id if case else None
         start, end, speaker, new_text = seg.start, seg.end, seg.speaker, seg.text
     applied_ms = (time.perf_counter() - started) * 1000
-    timing = corrections.retime(settings=settings, path=path, layout=layout, speaker=speaker, start=start, end=end,
-                                text=new_text)
+    with _audio_or_none(settings, rec) as path:
+        timing = corrections.retime(settings=settings, path=path, layout=rec.layout if rec else "caller-left",
+                                    speaker=speaker, start=start, end=end, text=new_text)
     with database.session() as db:
         seg = db.get(Segment, seg_id, with_for_update=True)  # an edit racing this one: its words stand
         assert seg is not None
@@ -264,11 +292,10 @@ def _scorer_of_case(*, database: Database, settings: Settings, case_id: int) -> 
         rec = recordings.get(db=db, recording_id=case.recording_id) if case else None
         if rec is None:
             return None
-        path, options = recordings.file_path(settings, rec), asr_options(settings, rec.layout)
-    if not path.is_file():
-        return None
+        options = asr_options(settings, rec.layout)
     try:
-        return scorer_for(path, options, settings.models_dir)
+        with _audio_or_none(settings, rec) as path:
+            return scorer_for(path, options, settings.models_dir) if path else None
     except (AudioError, ModelError) as e:
         log.warning("case %s: facts not checked against the audio (%s)", case_id, e)
         return None
@@ -288,12 +315,12 @@ def refresh_case(*, database: Database, settings: Settings, case_id: int, actor:
             rec = recordings.get(db=db, recording_id=case.recording_id) if case else None
             if rec is None:
                 raise ValueError(f"case {case_id} has no recording")
-            path = recordings.file_path(settings, rec)
             options = replace(asr_options(settings, rec.layout), extra_terms=taxonomy.asr_terms(db=db))
-        if path.is_file():  # the audio checks the facts again too (app/cases/verify.py)
-            result, scorer = transcribe_and_score(path, options, settings.models_dir)
-        else:
-            skipped = f"录音文件缺失：{path.name}"
+        with _audio_or_none(settings, rec) as path:
+            if path:  # the audio checks the facts again too (app/cases/verify.py)
+                result, scorer = transcribe_and_score(path, options, settings.models_dir)
+            else:
+                skipped = f"录音文件无法读取：{rec.path}"
     else:
         scorer = _scorer_of_case(database=database, settings=settings, case_id=case_id)
     with database.session() as db:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from app.calls.models import Call
 from app.config import Settings
 from app.db import Database
+from app.recordings import files
 from app.recordings.models import Recording
 from tests.processes import env_for, start, stop, wait_for
 
@@ -63,8 +64,7 @@ class Adapter:
         with self.database.session() as db:
             rec = db.get(Recording, recording_id)
             assert rec is not None
-            path = self.settings.recordings_dir / rec.path
-        with wave.open(str(path)) as w:
+        with files.local_copy(self.settings, rec) as path, wave.open(str(path)) as w:  # decrypted, sha256 checked
             frames = w.readframes(w.getnframes())
             return np.frombuffer(frames, "<i2").reshape(-1, w.getnchannels())
 

@@ -30,6 +30,7 @@ from app.calls.models import Call
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
+from app.recordings import files
 from app.recordings.models import Recording
 from app.users.models import Role
 from telephony import g711
@@ -101,8 +102,7 @@ def _filed(settings: Settings, database: Database) -> tuple[Call, np.ndarray, in
     with database.session() as db:
         rec = db.get(Recording, call.recording_id)
         assert rec is not None
-        path = settings.recordings_dir / rec.path
-    with wave.open(str(path)) as w:
+    with files.local_copy(settings, rec) as path, wave.open(str(path)) as w:  # decrypted, sha256 checked
         audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())
         rate = w.getframerate()
     assert list((settings.calls_dir / "ws").iterdir()) == [], "the call's folder is removed once filed"
