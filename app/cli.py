@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from app.config import Settings
 from app.db import Database
@@ -56,6 +56,9 @@ app.add_typer(report_app, name="report")
 storage_app = typer.Typer(help="Recordings storage: move to S3, check every recording, rotate the master key.",
                           no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
+retention_app = typer.Typer(help="Retention (保存期限): delete recordings past their channel's period, legal holds "
+                                 "kept.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 err = Console(stderr=True)
 
 LayoutOpt = Annotated[Layout | None, typer.Option(
@@ -63,18 +66,35 @@ LayoutOpt = Annotated[Layout | None, typer.Option(
 
 
 def _setup_logging() -> None:
-    level = os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Every line through one handler that keeps tokens, passwords and personal numbers out (app/logs.py)."""
+    from app import logs
+
+    logs.setup()
+
+
+_held: list[object] = []  # the data dir's lock, held for the life of a long-running command
+
+
+def _start(settings: Settings) -> None:
+    """Start-up of a long-running command (serve, worker, sip, live): the data dir locked (shared) for the
+    process's life, staged files left by a crash removed, files readable by others warned about (app/startup.py)."""
+    from app import startup
+
+    _held.append(startup.prepare(settings, sweep=True))
 
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
-    """The database, migrated to the newest schema; its connections are closed when the command ends."""
+    """The database, migrated to the newest schema; its connections are closed when the command ends. The data
+    dir is locked (shared) meanwhile, so that a process starting then leaves this one's staged files alone."""
+    from app.startup import DataDirLock
+
     settings.ensure_dirs()
     db = Database(settings.sqlalchemy_url)
     try:
-        db.upgrade()
-        yield db
+        with DataDirLock(settings.data_dir):
+            db.upgrade()
+            yield db
     finally:
         db.dispose()
 
@@ -115,8 +135,9 @@ def _bootstrap_admin(settings: Settings, database: Database) -> None:
     path = settings.data_dir / "initial-admin-password.txt"
     path.write_text(password + "\n")
     path.chmod(0o600)
-    err.print(f"[bold]First start: created user [cyan]admin[/] with password [cyan]{password}[/] "
-              f"(also in {path}). Add staff with `hotline users add`.[/]")
+    # the password goes to the file only (mode 0600), never to the console: that output ends up in logs/journals
+    err.print(f"[bold]First start: created user [cyan]admin[/]; its password is in {path} (readable by this "
+              f"user only). Add staff with `hotline users add`.[/]")
 
 
 @app.command()
@@ -135,6 +156,8 @@ def serve(
 
     _setup_logging()
     settings = Settings()
+    cert, key = _tls_files(settings)
+    _start(settings)
     _prepare_storage(settings)
     with _database(settings) as database:
         _bootstrap_admin(settings, database)
@@ -149,7 +172,10 @@ def serve(
     elif settings.live_enabled:  # WebSocket media and browser capture only: they are transcribed live too
         children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "live", *parent]))
     try:
-        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+        # log_config=None: uvicorn's access and error logs go through our handler (app/logs.py: no tokens from
+        # WebSocket URLs, no search terms); no `server` banner; HTTPS when HOTLINE_TLS_CERT_FILE/_KEY_FILE are set
+        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info",
+                    log_config=None, server_header=False, ssl_certfile=cert, ssl_keyfile=key)
     finally:
         for child in children:
             if child.poll() is None:
@@ -160,6 +186,21 @@ def serve(
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def _tls_files(settings: Settings) -> tuple[str | None, str | None]:
+    """uvicorn's ssl_certfile/ssl_keyfile from HOTLINE_TLS_CERT_FILE/_KEY_FILE: both or neither, and readable."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        err.print("[red]HTTPS needs both HOTLINE_TLS_CERT_FILE and HOTLINE_TLS_KEY_FILE (PEM files)[/]")
+        raise typer.Exit(2)
+    for path in (cert, key):
+        if not path.is_file() or not os.access(path, os.R_OK):
+            err.print(f"[red]TLS file {path} does not exist or cannot be read[/]")
+            raise typer.Exit(2)
+    return str(cert), str(key)
 
 
 def _recover_media_streams(settings: Settings, database: Database) -> None:
@@ -207,6 +248,7 @@ def worker(
 
     _setup_logging()
     settings = Settings()
+    _start(settings)
     _prepare_storage(settings)
     with _database(settings) as database:
         queue = JobQueue(settings, database=database)
@@ -230,6 +272,7 @@ def sip(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) -> 
 
     _setup_logging()
     settings = Settings()
+    _start(settings)
     _prepare_storage(settings)
     with _database(settings) as database:
         if parent_pid:
@@ -249,6 +292,7 @@ def live(parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None) ->
 
     _setup_logging()
     settings = Settings()
+    _start(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with _database(settings) as database:
@@ -611,6 +655,7 @@ def bench_cluster(
     beam_size: Annotated[int | None, typer.Option(help="HOTLINE_ASR_BEAM_SIZE for the workers (default: as "
                                                        "configured)")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait after the load for every case")] = 300.0,
+    redis_down: Annotated[float, typer.Option(help="Seconds Redis stays stopped when it is restarted")] = 2.0,
     postgres_url: Annotated[str, typer.Option(help="PostgreSQL server; a scratch database is made and dropped")]
     = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
 ) -> None:
@@ -625,7 +670,7 @@ def bench_cluster(
         raise typer.Exit(2)
     options = bench.ClusterOptions(recordings=recordings, calls=calls, seed=seed, batch=batch, keep=keep,
                                    skip_throughput=skip_throughput, storage=storage, beam_size=beam_size,
-                                   timeout_s=timeout, postgres_url=postgres_url)
+                                   timeout_s=timeout, redis_down_s=redis_down, postgres_url=postgres_url)
     try:
         results = bench.run(options)
     except bench.ClusterError as e:
@@ -1011,7 +1056,136 @@ def storage_rotate_key(
                + (f"，已删除旧主密钥 {', '.join(done.retired)}" if done.retired else ""))
 
 
+class _Phases:
+    """rich progress bars for app.backup.service: one bar per phase (bytes copied, or things done)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.scale = bar, 1.0
+        self.task: TaskID | None = None
+
+    def phase(self, description: str, total: int | None, *, unit: str = "") -> None:
+        self.scale = 1 / 2**20 if unit == "bytes" else 1.0
+        self.task = self.bar.add_task(description + (" (MiB)" if unit == "bytes" else ""),
+                                      total=None if total is None else total * self.scale)
+
+    def advance(self, amount: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, amount * self.scale)
+
+
+def _phase_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err)
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="A new (or empty) directory for this backup")],
+    no_database: Annotated[bool, typer.Option("--no-database", help="Leave the database out (PostgreSQL: "
+                                              "pg_dump -Fc it right after this command, see README)")] = False,
+    include_master_key: Annotated[bool, typer.Option("--include-master-key", help="Also copy the master key "
+                                                     "(whoever holds the backup can then read the recordings)")]
+        = False,
+) -> None:
+    """Back up the running site: a consistent copy of the SQLite database, the recordings as stored (ciphertext),
+    archived reports, secret.key and media.token, and a manifest with every file's sha256 and the audit head."""
+    from app.backup import service as backups
+
+    if include_master_key:
+        err.print("[bold yellow]警告：备份中将包含录音加密主密钥。拿到这份备份的人可以解密全部录音；"
+                  "请把它存放在加密的介质上，或改为另行保管主密钥（见 README）。[/]")
+    with _phase_bar() as bar:
+        try:
+            done = backups.backup(settings=Settings(), target=target, include_database=not no_database,
+                                  include_master_key=include_master_key, progress=_Phases(bar))
+        except backups.BackupError as e:
+            bar.stop()
+            err.print(f"[red]{e}[/]")
+            raise typer.Exit(2) from e
+    for note in done.notes:
+        err.print(f"[yellow]{note}[/]")
+    for name, why in done.missing.items():
+        err.print(f"[red]未能备份 {name}：{why}[/]")
+    counts, head = done.manifest["counts"], done.manifest["audit_head"] or {}
+    typer.echo(f"备份完成：{target}（{done.files} 个文件，{done.bytes / 2**20:.1f} MiB，{done.seconds:.1f} 秒）；"
+               f"录音 {counts['recordings'] - counts['recordings_deleted']} 份，工单 {counts['cases']} 件，"
+               f"审计事件 {counts['audit_events']} 条，末尾 {head.get('seq', 0)}:{head.get('hash', '-')}"
+               + ("；不含数据库" if no_database else ""))
+    raise typer.Exit(0 if done.complete else 1)
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A directory made by hotline backup")],
+    no_database: Annotated[bool, typer.Option("--no-database", help="The database was restored already "
+                                              "(PostgreSQL: pg_restore); restore the files and check it all")]
+        = False,
+) -> None:
+    """Restore a backup into the empty data dir (HOTLINE_DATA_DIR), then check every file, the audit chain
+    against the backup's head and every recording's sha256; exits 1 on any mismatch."""
+    from app.backup import service as backups
+
+    settings = Settings()
+    with _phase_bar() as bar:
+        try:
+            done = backups.restore(settings=settings, source=source, include_database=not no_database,
+                                   progress=_Phases(bar))
+        except backups.BackupError as e:
+            bar.stop()
+            err.print(f"[red]{e}[/]")
+            raise typer.Exit(2) from e
+    for note in done.notes:
+        err.print(note)
+    for name, why in done.bad_files.items():
+        typer.echo(f"文件 {name}：{why}")
+    for rec_id, why in sorted(done.recordings_failed.items()):
+        typer.echo(f"录音 #{rec_id}：{why}")
+    for report_id, why in sorted(done.reports_failed.items()):
+        typer.echo(f"报告 #{report_id}：{why}")
+    typer.echo(done.audit_message)
+    typer.echo(f"恢复至 {settings.data_dir}：复制 {done.bytes / 2**20:.1f} MiB（{done.copy_seconds:.1f} 秒），"
+               f"校验 {done.verify_seconds:.1f} 秒；录音完好 {done.recordings_ok} 份，失败 "
+               f"{len(done.recordings_failed)} 份，已按保存期限删除 {done.recordings_tombstones} 份；报告完好 "
+               f"{done.reports_ok} 份；文件不符 {len(done.bad_files)} 个")
+    if not done.ok:
+        err.print("[red bold]恢复的数据未通过校验：请勿直接使用，先查明上述问题[/]")
+        raise typer.Exit(1)
+    typer.echo("校验通过")
+
+
+@retention_app.command("sweep")
+def retention_sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted")] = False,
+) -> None:
+    """Delete the recordings of closed (办结) cases past their channel's retention period (HOTLINE_RETENTION_DAYS),
+    except cases on legal hold; each deletion audited, a tombstone left. WORM-locked objects are skipped."""
+    from app.recordings import retention
+
+    settings = Settings()
+    if not settings.retention_days:
+        typer.echo("未设置保存期限（HOTLINE_RETENTION_DAYS）：录音永久保存，无需清理")
+        return
+    with _database(settings) as database, _bar() as bar:
+        task = bar.add_task("按保存期限删除录音", total=None)
+        swept = retention.sweep(database=database, settings=settings, actor="cli", dry_run=dry_run,
+                                progress=lambda n, total: bar.update(task, completed=n, total=total))
+    for item in swept.deleted:
+        typer.echo(f"{'将删除' if dry_run else '已删除'} 录音 #{item.recording_id}（{item.channel}，"
+                   f"工单 {item.case_no}，{item.size} 字节，保存期限 {item.days} 天）")
+    for rec_id, why in swept.skipped.items():
+        typer.echo(f"跳过 录音 #{rec_id}：{why}")
+    kept = f"保留：保全 {swept.held} 份，工单未办结 {swept.open} 份，无工单 {swept.no_case} 份"
+    typer.echo(f"{'试运行：将删除' if dry_run else '已删除'} {len(swept.deleted)} 份"
+               f"（{swept.bytes_deleted / 2**20:.1f} MiB），跳过 {len(swept.skipped)} 份；{kept}"
+               + ("" if dry_run else f"；清除转写文本 {swept.transcripts_emptied} 份"))
+    if swept.skipped:
+        raise typer.Exit(1)
+
+
 def main() -> None:
+    from app.startup import private_umask
+
+    private_umask()  # every file and folder a `hotline` command makes is for this user only
     app()
 
 

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # HTTPS served by `hotline serve` itself (PEM files); both set: TLS on, and browsers told to keep to it (HSTS)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Browser pages at other addresses allowed to open the staff WebSockets (JSON list of origins, e.g.
+    # '["https://hotline.example.gov.cn"]' behind a proxy that changes the Host); the site's own is always allowed
+    allowed_origins: list[str] = []
+    api_docs: bool = False  # /docs and /openapi.json for anyone (admins always have GET /api/v1/openapi.json)
 
     # Telephony adapter (`hotline sip`, started by `hotline serve` when enabled)
     sip_enabled: bool = True
@@ -65,8 +72,23 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None
 
     max_upload_mb: int = 500
-    token_ttl_minutes: int = 12 * 60
     secret_key: str | None = None  # default: generated once and kept in the data dir
+
+    # Sign-in (app/auth): a login token lives this long; the web app renews it (POST /auth/refresh) while its
+    # user is active, and a token not used for idle_timeout_minutes is refused (0: no idle limit)
+    token_ttl_minutes: int = 8 * 60
+    idle_timeout_minutes: int = 30
+    # Login throttling (app/auth/throttle.py): after this many failed logins on one account (from any address)
+    # or from one address (on any account), each further failure doubles the wait, from login_backoff_base_s
+    # up to login_backoff_max_s; failures are forgotten after login_throttle_window_minutes without one
+    login_free_failures: int = 5
+    login_free_failures_per_address: int = 20  # higher: an office behind one NAT address shares it
+    login_backoff_base_s: float = 2.0
+    login_backoff_max_s: float = 900.0
+    login_throttle_window_minutes: int = 60
+    # admins are notified (once per window) when one account or one address has failed this many times, or the
+    # whole site five times as many (password spraying from many addresses)
+    login_alert_failures: int = 20
 
     # Transcription
     asr_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
@@ -95,12 +117,35 @@ class Settings(BaseSettings):
     # Early warnings: hours to sign for (签收) a new warning by grade; past it, managers and admins are told
     warning_sign_hours: dict[str, int] = {"红": 2, "橙": 8, "黄": 24, "蓝": 72}
 
+    # Retention (app/recordings/retention.py, `hotline retention sweep`, daily in the worker): days a recording is
+    # kept per channel, JSON: HOTLINE_RETENTION_DAYS='{"来电":1095,"上传":1095}'; a channel left out (and the
+    # default, {}) keeps its recordings forever. Only recordings of closed (办结) cases not on legal hold are deleted
+    retention_days: dict[str, int] = {}
+    retention_keep_transcript: bool = True  # false: the transcript's text goes with the recording (the case stays)
+
+    @field_validator("tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("sla_days")
     @classmethod
     def _sla_days_for_each_difficulty(cls, v: dict[str, int]) -> dict[str, int]:
         wanted = ("一般", "疑难", "特别复杂")
         if sorted(v) != sorted(wanted) or any(days < 1 for days in v.values()):
             raise ValueError(f"HOTLINE_SLA_DAYS needs a positive number of days for each of {', '.join(wanted)}")
+        return v
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days_per_channel(cls, v: dict[str, int]) -> dict[str, int]:
+        channels = ("来电", "来访", "调解", "开庭", "上传")  # app.recordings.models.CaseChannel
+        unknown = sorted(set(v) - set(channels))
+        if unknown:
+            raise ValueError(f"HOTLINE_RETENTION_DAYS: no channel {', '.join(unknown)} "
+                             f"(channels: {', '.join(channels)})")
+        if any(days < 1 for days in v.values()):
+            raise ValueError("HOTLINE_RETENTION_DAYS: days must be at least 1 (leave a channel out to keep it forever)")
         return v
 
     @cached_property
@@ -134,12 +179,16 @@ class Settings(BaseSettings):
         return Path(self.sip_greeting) if self.sip_greeting else None
 
     @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.recordings_dir, self.models_dir, self.data_dir / "tmp"):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)  # for this user only (see app/startup.py)
 
     @cached_property
     def jwt_secret(self) -> str:
@@ -156,8 +205,9 @@ class Settings(BaseSettings):
         if not path.exists():
             self.ensure_dirs()
             tmp = path.with_name(f"secret.{secrets.token_hex(8)}.tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, even briefly
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
             with contextlib.suppress(FileExistsError):  # another process won the race: use its key
                 os.link(tmp, path)
             tmp.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,7 +18,6 @@ from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
 from app.jobs import JobQueue
-from app.users import service as users
 from app.users.models import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -53,22 +53,41 @@ DbSession = Annotated[Session, Depends(get_db)]
 Queue = Annotated[JobQueue, Depends(get_queue)]
 
 
-def get_current_user(
-    settings: AppSettings, database: CurrentDatabase, token: Annotated[str | None, Depends(oauth2)]
-) -> User:
-    """The user the bearer token belongs to; 401 without a token, with a bad or expired one, or for an
-    account that no longer exists or was deactivated."""
+def client_address(request: Request) -> str:
+    """Where a request comes from: the socket's peer address (behind a reverse proxy on this machine, the
+    address uvicorn takes from ``X-Forwarded-For`` for the proxies FORWARDED_ALLOW_IPS trusts: by default the
+    loopback addresses only). No other proxy setting exists, so no other header is believed."""
+    return request.client.host[:64] if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A request's user and the login session its token belongs to."""
+
+    user: User
+    session_id: str
+
+
+def authenticate_token(settings: Settings, database: Database, token: str | None) -> Authenticated:
+    """The user and session a bearer token stands for; 401 without a token, with a bad or expired one, for an
+    account that no longer exists or was deactivated, a token of an earlier password, role or activation (its
+    version), a logged-out session, or one idle past HOTLINE_IDLE_TIMEOUT_MINUTES (app/auth/service.py)."""
     if not token:
         raise ApiError(401, "not_authenticated", "请先登录")
     try:
-        username = tokens.username_from(token=token, secret=settings.jwt_secret)
+        claims = tokens.decode(token=token, secret=settings.jwt_secret)
+        with database.session() as db:  # its own short transaction: see get_db
+            user = tokens.authorize(db=db, claims=claims, idle_minutes=settings.idle_timeout_minutes)
     except tokens.InvalidToken as e:
         raise ApiError(401, "invalid_token", str(e)) from e
-    with database.session() as db:  # its own short transaction: see get_db
-        user = users.get_by_name(db=db, username=username)
-    if user is None or not user.active:
-        raise ApiError(401, "invalid_token", "账号不存在或已停用")
-    return user
+    return Authenticated(user, claims.session_id)
+
+
+def get_current_user(
+    settings: AppSettings, database: CurrentDatabase, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    """The user the bearer token belongs to (see ``authenticate_token``)."""
+    return authenticate_token(settings, database, token).user
 
 
 def audit_rejected_token(database: Database, *, token: str, path: str, method: str, client: str,
@@ -82,19 +101,24 @@ def audit_rejected_token(database: Database, *, token: str, path: str, method: s
                                                     "claimed": tokens.unverified_subject(token)})
 
 
-def current_user(
+def current_session(
     request: Request, settings: AppSettings, database: CurrentDatabase,
     token: Annotated[str | None, Depends(oauth2)],
-) -> User:
+) -> Authenticated:
     try:
-        return get_current_user(settings, database, token)
+        return authenticate_token(settings, database, token)
     except ApiError as e:
         if token:
             audit_rejected_token(database, token=token, path=request.url.path, method=request.method,
-                                 client=request.client.host if request.client else "unknown", reason=e.message)
+                                 client=client_address(request), reason=e.message)
         raise
 
 
+def current_user(session: Annotated[Authenticated, Depends(current_session)]) -> User:
+    return session.user
+
+
+CurrentSession = Annotated[Authenticated, Depends(current_session)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 

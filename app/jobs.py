@@ -100,6 +100,15 @@ class JobQueue:
 
             return reports.daily_job(database=self.database, settings=settings).id
 
+        @self.huey.periodic_task(crontab(minute="30", hour="18"))  # 02:30 Beijing, when the lines are quiet
+        def retention_sweep() -> int:
+            """Recordings past their channel's retention period deleted (HOTLINE_RETENTION_DAYS; none when unset)."""
+            from app.recordings import retention
+
+            if not settings.retention_days:
+                return 0
+            return len(retention.sweep(database=self.database, settings=settings).deleted)
+
         self._transcribe = transcribe_recording
 
     @property

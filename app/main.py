@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from app.audit import views as audit_views
 from app.auth import views as auth_views
@@ -27,6 +26,7 @@ from app.db import Database
 from app.enterprises import views as enterprise_views
 from app.errors import ApiError, api_error_handler
 from app.exports import views as export_views
+from app.hardening import SecurityHeaders, disk_full, disk_full_response, offline_docs
 from app.jobs import JobQueue
 from app.live import ingest as live_ingest
 from app.live import views as live_views
@@ -38,6 +38,7 @@ from app.search import views as search_views
 from app.stats import views as stats_views
 from app.taxonomy import views as taxonomy_views
 from app.transcripts import views as transcript_views
+from app.uploads import UploadGuard
 from app.users import views as user_views
 from app.warnings import service as warning_service
 from app.warnings import views as warning_views
@@ -47,30 +48,23 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if disk_full(exc):  # said as such (507), not as a crash; what is already on file is untouched
+        log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+        return disk_full_response()
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"code": "internal", "detail": "服务器内部错误，请稍后重试"}, status_code=500)
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    """422 naming the fields that are wrong and why; what was sent is not echoed back (``input``: it may be a
+    password, an ID number, or a whole body)."""
     assert isinstance(exc, RequestValidationError)
     fields = [".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in exc.errors()]
     # a validator's own ValueError sits in ``ctx`` as an exception object: said as text, not serialized
-    errors = [{**e, "ctx": {k: str(v) for k, v in e["ctx"].items()}} if "ctx" in e else e for e in exc.errors()]
+    errors = [{**{k: v for k, v in e.items() if k not in ("input", "url")},
+               **({"ctx": {k: str(v) for k, v in e["ctx"].items()}} if "ctx" in e else {})} for e in exc.errors()]
     return JSONResponse({"code": "invalid", "detail": f"请求参数有误：{', '.join(fields)}",
                          "errors": jsonable_encoder(errors)}, status_code=422)
-
-
-def _offline_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from files shipped in a Python package: the intranet has no CDN."""
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="12351 Hotline API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
-        )
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None,
@@ -92,8 +86,9 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
             db.dispose()
 
     app = FastAPI(title="12351 Hotline", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json" if settings.api_docs else None,
                   description="职工服务热线：通话录音 → 转写 → 工单 → 检索 → 审计")
-    _offline_docs(app)
+    offline_docs(app, public=settings.api_docs)
     app.state.settings = settings
     app.state.db = db
     app.state.queue = queue or JobQueue(settings, database=db)
@@ -101,7 +96,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)
+    # handled before the catch-all: a full disk (ENOSPC, "database or disk is full") answers 507, not a crash
+    app.add_exception_handler(OSError, _unexpected)
+    app.add_exception_handler(OperationalError, _unexpected)
     app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
+    # uploads: who may send one and how big, decided before the body is read (app/uploads.py)
+    app.add_middleware(UploadGuard, limits={clue_views.import_clues: clue_views.MAX_IMPORT_BYTES,
+                                            enterprise_views.import_enterprises: enterprise_views.MAX_IMPORT_BYTES})
+    app.add_middleware(SecurityHeaders, hsts=settings.tls)  # outermost of ours: on every answer, refusals too
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
                    audit_views, notification_views, user_views, stats_views, taxonomy_views, transcript_views,
                    enterprise_views, warning_views, export_views, clue_views, report_views):

@@ -3,6 +3,7 @@
 
 def load_all() -> None:
     from app.audit import models as _audit  # noqa: F401
+    from app.auth import models as _auth  # noqa: F401
     from app.calls import models as _calls  # noqa: F401
     from app.cases import models as _cases  # noqa: F401
     from app.clues import models as _clues  # noqa: F401

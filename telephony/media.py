@@ -2,9 +2,11 @@
 
 The SIP process binds each stream's UDP socket (so it can put the port in its SDP answer at once) and
 hands the descriptor over a SOCK_SEQPACKET control socket (``socket.send_fds``); from then on the engine
-owns it. One epoll loop receives every packet, places it with ``rtp.LegBuffer``, writes each leg's WAV
-every 100 ms (header fixed at least once a second, see ``recorder``), plays the greeting to the caller
-paced at 20 ms, reports DTMF and silent legs (the inactivity timeout) back, and publishes typed frames.
+owns it. One epoll loop receives every packet, places it with ``rtp.LegBuffer``, writes each leg every
+100 ms and flushes it at least once a second (sealed under the call's data key, which ``open`` brings: the
+audio is in clear only in memory, a second at most; a WAV in clear when encryption is off; see
+``recorder``), plays the greeting to the caller paced at 20 ms, reports DTMF and silent legs (the
+inactivity timeout) back, and publishes typed frames.
 
 Control messages are JSON objects. In: ``open`` (+ fd), ``remote``, ``greet``, ``close``, ``call_start``,
 ``call_end``, ``stop``. Out: ``dtmf``, ``timeout``, ``closed`` (with the leg's packet statistics).
@@ -12,6 +14,7 @@ Control messages are JSON objects. In: ``open`` (+ fd), ``remote``, ``greet``, `
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -26,7 +29,7 @@ from typing import Any
 
 from telephony import g711, rtp
 from telephony.frames import AudioChunk, CallEnded, CallStarted, FrameBus
-from telephony.recorder import WavWriter
+from telephony.recorder import LegWriter, open_leg
 
 log = logging.getLogger("hotline.media")
 
@@ -60,7 +63,7 @@ class Player:
     law: int
     payload_type: int
     frames: list[bytes]
-    out: WavWriter
+    out: LegWriter
     next_at: float
     index: int = 0
     seq: int = field(default_factory=lambda: random.randrange(1 << 16))
@@ -81,7 +84,8 @@ class Stream:
     remote: tuple[str, int] | None = None
     hold: bool = False
     last_packet: float = field(default_factory=time.monotonic)
-    writer: WavWriter | None = None
+    key: bytes | None = None  # the call's data key: legs sealed (None: WAVs in clear)
+    writer: LegWriter | None = None
     player: Player | None = None
     dtmf_reported: int = 0
     chunk_start: int = 0
@@ -132,14 +136,17 @@ class MediaEngine:
             self.stop()
 
     def open(self, fd: int, *, stream_id: str, call_id: str, role: str, folder: str, codecs: dict[str, int],
-             dtmf: int | None, remote: list[Any] | None, t0: float, timeout: float) -> None:
+             dtmf: int | None, remote: list[Any] | None, t0: float, timeout: float, key: str | None = None) -> None:
+        """A stream of a call: ``key`` is the call's data key (base64) its legs are sealed with; it came over
+        the control socket (a socketpair with the SIP process) and stays in this process's memory."""
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         buf = rtp.LegBuffer(codecs={int(k): v for k, v in codecs.items()}, dtmf_type=dtmf)
         s = Stream(stream_id, call_id, role, Path(folder), sock, buf, t0, timeout,
-                   remote=(remote[0], int(remote[1])) if remote else None)
+                   remote=(remote[0], int(remote[1])) if remote else None,
+                   key=base64.b64decode(key) if key else None)
         self.streams[stream_id] = s
         self.by_fd[sock.fileno()] = s
         self.epoll.register(sock.fileno(), select.EPOLLIN)
@@ -155,7 +162,7 @@ class MediaEngine:
         s = self.streams.get(stream_id)
         if not s or not self.greeting or s.player:
             return
-        out = WavWriter(s.folder / "agent.wav")
+        out = open_leg(s.folder, "agent", call_id=s.call_id, data_key=s.key)
         (s.folder / "agent.offset").write_text(f"{time.time() - s.t0:.4f}")
         s.player = Player(law, payload_type, self.greeting.frames[law], out, time.monotonic())
 
@@ -207,7 +214,7 @@ class MediaEngine:
         if got:
             s.last_packet = now
             if s.writer is None:
-                s.writer = WavWriter(s.folder / f"{s.role}.wav")
+                s.writer = open_leg(s.folder, s.role, call_id=s.call_id, data_key=s.key)
                 s.offset = max(0.0, arrival - s.t0)
                 (s.folder / f"{s.role}.offset").write_text(f"{s.offset:.4f}")
 

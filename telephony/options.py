@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from telephony.recorder import KeyIssuer
+
 BUNDLED_GREETING = Path(__file__).resolve().parent / "data" / "greeting.wav"  # 您好，这里是12351职工服务热线…
 PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
@@ -29,3 +31,4 @@ class SipOptions:
     auth_password: str = ""
     realm: str = "12351"
     agent_pattern: str = r"\d{3,6}"  # SIPREC: a participant whose user part matches is the agent
+    keys: KeyIssuer | None = None  # each call's data key (legs sealed); None: legs recorded as WAVs in clear

@@ -1,8 +1,8 @@
 """Calls and captured sessions that arrive over WebSocket: the protocols and the recording, no web framework.
 
 Three sources share one recorder (``MediaSession``), which writes the same call folder the SIP adapter
-writes (``call.json``, ``LEG.wav`` and ``LEG.offset``; see ``telephony.recorder``), so a finished or
-cut-off call is filed the same way:
+writes (``call.json``, ``LEG.sealed`` or ``LEG.wav``, and ``LEG.offset``; see ``telephony.recorder``), so a
+finished or cut-off call is filed the same way:
 
 * Twilio Media Streams: JSON text messages (``connected``, ``start``, ``media``, ``mark``, ``dtmf``,
   ``stop``); 8 kHz μ-law, base64, each ``media`` message stamped in ms since the stream started, so audio
@@ -37,11 +37,11 @@ from scipy.signal import firwin, lfilter
 from telephony import g711
 from telephony.frames import AudioChunk, CallEnded, CallStarted, FrameBus, Role
 from telephony.numbers import caller_id
-from telephony.recorder import LEGS, CallManifest, WavWriter, process_owner
+from telephony.recorder import LEGS, CallManifest, KeyIssuer, LegWriter, open_leg, process_owner
 
 CALL_RATE = 8000  # telephone calls (Twilio, fork) are recorded at 8 kHz
 ROOM_RATE = 16000  # a browser microphone is recorded at 16 kHz
-FLUSH_EVERY = 1.0  # seconds between WAV header rewrites: a kill -9 loses at most this much audio
+FLUSH_EVERY = 1.0  # seconds between leg flushes: a kill -9 loses at most this much audio
 MAX_LEAD = 60.0  # seconds a timestamp may run ahead of the wall clock before it is refused
 MAX_METADATA = 8192  # characters in one metadata text frame
 CAPTURE_KINDS = ("visit", "mediation", "hearing")
@@ -73,7 +73,7 @@ class StreamConflict(MediaError):
 
 @dataclass
 class _Leg:
-    writer: WavWriter
+    writer: LegWriter
     origin: int  # samples after the call started at which the leg's first sample was heard
 
 
@@ -81,17 +81,21 @@ class MediaSession:
     """One call (or captured session) being recorded into ``calls_dir/<call uuid>/``.
 
     Legs are created on their first audio: ``caller``/``agent`` for a stereo call, ``room`` for a mono
-    one. Audio is placed by sample position since the call started. The WAV headers are rewritten by a
-    write ``FLUSH_EVERY`` seconds after the last time, and by ``flush``, which the connection's owner calls
-    every ``FLUSH_EVERY`` seconds so that a stalled stream is on disk too. Every chunk written is published
-    as an ``AudioChunk`` on the bus."""
+    one; sealed under the call's data key (``LEG.sealed``), or WAVs in clear without one (see ``recorder``).
+    Audio is placed by sample position since the call started. The legs are flushed (a sealed record
+    appended; a WAV's header rewritten) by a write ``FLUSH_EVERY`` seconds after the last time, and by
+    ``flush``, which the connection's owner calls every ``FLUSH_EVERY`` seconds so that a stalled stream is
+    on disk too: the audio is in clear only in memory, for a second at most. Every chunk written is
+    published as an ``AudioChunk`` on the bus."""
 
     def __init__(self, folder: Path, manifest: CallManifest, *, bus: FrameBus | None = None,
-                 clock: Clock = time.time) -> None:
-        """Create the folder (FileExistsError if it exists: one folder per call) and save ``call.json``."""
+                 clock: Clock = time.time, data_key: bytes | None = None) -> None:
+        """Create the folder (FileExistsError if it exists: one folder per call) and save ``call.json``.
+        ``data_key``: the key the legs are sealed with (its wrap already in ``manifest``); None: in clear."""
         folder.mkdir(parents=True)
         self.folder = folder
         self.manifest = manifest
+        self.data_key = data_key
         self.bus = bus or FrameBus()
         self.clock = clock
         self.closed = False
@@ -103,15 +107,18 @@ class MediaSession:
     @classmethod
     def start(cls, calls_dir: Path, *, source: str, external_id: str = "", caller: str = "", called: str = "",
               channel: str = "来电", layout: str = "caller-left", sample_rate: int = CALL_RATE,
-              actor: str = "telephony", bus: FrameBus | None = None, clock: Clock = time.time) -> MediaSession:
+              actor: str = "telephony", bus: FrameBus | None = None, clock: Clock = time.time,
+              keys: KeyIssuer | None = None) -> MediaSession:
         """A new call starting now (a stream is answered as soon as it exists: ``answered_at`` = now). ``caller``
-        as signalling gave it (a number, a sip: URI, ``anonymous``…): kept as ``numbers.caller_id`` writes it."""
+        as signalling gave it (a number, a sip: URI, ``anonymous``…): kept as ``numbers.caller_id`` writes it.
+        ``keys`` makes the call's data key (its legs sealed); None: the legs are WAVs in clear."""
         now = clock()
         manifest = CallManifest(call_id=uuid.uuid4().hex, source=source, external_id=external_id,
                                 caller=caller_id(caller),
                                 called=called, channel=channel, started_at=now, answered_at=now, layout=layout,
                                 sample_rate=sample_rate, actor=actor, owner=process_owner())
-        return cls(calls_dir / manifest.call_id, manifest, bus=bus, clock=clock)
+        data_key = keys(manifest) if keys else None
+        return cls(calls_dir / manifest.call_id, manifest, bus=bus, clock=clock, data_key=data_key)
 
     @property
     def rate(self) -> int:
@@ -156,7 +163,9 @@ class MediaSession:
 
     def _open_leg(self, role: str, origin: int) -> _Leg:
         (self.folder / f"{role}.offset").write_text(f"{origin / self.rate:.6f}")
-        leg = self._legs[role] = _Leg(WavWriter(self.folder / f"{role}.wav", sample_rate=self.rate), origin)
+        writer = open_leg(self.folder, role, call_id=self.manifest.call_id, data_key=self.data_key,
+                          sample_rate=self.rate)
+        leg = self._legs[role] = _Leg(writer, origin)
         return leg
 
     def dtmf(self, digit: str, **details: Any) -> None:
@@ -173,12 +182,12 @@ class MediaSession:
         self.manifest.save(self.folder)
 
     def tick(self) -> None:
-        """Rewrite the WAV headers if the last time was ``FLUSH_EVERY`` seconds ago or more."""
+        """Flush the legs if the last time was ``FLUSH_EVERY`` seconds ago or more."""
         if self.clock() - self._flushed >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
-        """Rewrite every leg's WAV header (a closed call: nothing to do)."""
+        """Flush every leg (a closed call: nothing to do)."""
         if self.closed:
             return
         for leg in self._legs.values():
@@ -513,10 +522,12 @@ class TwilioStream:
     """One Twilio Media Streams connection: the call starts (``session``) with its ``start`` message and
     ends with ``stop`` (or when the connection does; the caller closes the session either way)."""
 
-    def __init__(self, calls_dir: Path, *, bus: FrameBus | None = None, clock: Clock = time.time) -> None:
+    def __init__(self, calls_dir: Path, *, bus: FrameBus | None = None, clock: Clock = time.time,
+                 keys: KeyIssuer | None = None) -> None:
         self.calls_dir = calls_dir
         self.bus = bus
         self.clock = clock
+        self.keys = keys
         self.session: MediaSession | None = None
         self.stopped = False
 
@@ -537,7 +548,7 @@ class TwilioStream:
             raise MediaError("a second start event on one stream")
         self.session = MediaSession.start(self.calls_dir, source="twilio", external_id=event.call_sid or
                                           event.stream_sid, caller=event.caller, called=event.called,
-                                          bus=self.bus, clock=self.clock)
+                                          bus=self.bus, clock=self.clock, keys=self.keys)
         self.session.note("stream", stream_sid=event.stream_sid, tracks=list(event.tracks))
 
     def _during_call(self, event: TwilioMedia | TwilioDtmf | TwilioMark) -> None:

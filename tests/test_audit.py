@@ -401,6 +401,7 @@ def test_timeline_has_the_case_its_recording_transcript_and_call_in_order_pagina
 NOT_AUDITED = {
     ("GET", "/api/v1/health"): "a probe: no data",
     ("GET", "/api/v1/auth/me"): "the caller's own account",
+    ("POST", "/api/v1/auth/refresh"): "renews the caller's own session (the login that opened it is audited)",
     ("GET", "/api/v1/notifications"): "the caller's own inbox (the cases in it are read, and audited, on open)",
     ("GET", "/api/v1/taxonomy"): "reference data, no personal information",
     ("GET", "/api/v1/lexicon"): "reference data, no personal information",
@@ -426,6 +427,7 @@ def _requests(settings: Settings) -> dict[tuple[str, str], Callable[[dict[str, A
             "json": {"to": "转办", "unit": "市南区劳动监察大队", "assignee": "auditor", "note": "请核查"}},
         ("POST", "/api/v1/cases/{case_id}/feedback"): lambda _: {"json": {"note": "已电话告知受理情况"}},
         ("POST", "/api/v1/cases/{case_id}/escalate"): lambda _: {"json": {"note": "逾期未办，督办"}},
+        ("PUT", "/api/v1/cases/{case_id}/legal-hold"): lambda _: {"json": {"hold": True, "reason": "劳动争议仲裁中"}},
         ("POST", "/api/v1/users"): lambda _: {"json": {"username": "newbie", "role": "agent",
                                                        "password": "long-enough-1"}},
         ("PATCH", "/api/v1/users/{user_id}"): lambda _: {"json": {"role": "mediator"}},
@@ -530,6 +532,11 @@ def test_every_route_that_succeeds_writes_an_audit_event(
         db.flush()
         warnings.evaluate_case(db=db, settings=settings, case_id=case_id)
     requests = _requests(settings)
+    add_user(database, "changer", Role.agent)
+    # logging out and changing one's password end the session: done in sessions of their own
+    requests[("POST", "/api/v1/auth/logout")] = lambda _: {"headers": login(client, "auditor")}
+    requests[("POST", "/api/v1/auth/password")] = lambda _: {"headers": login(client, "changer"), "json": {
+        "current_password": PASSWORD, "new_password": "a-new-password-12351"}}
     seen: dict[str, Any] = {}
     silent, failed, audited = [], [], []
     for route in api_routes(client.app):  # type: ignore[arg-type]
@@ -537,9 +544,10 @@ def test_every_route_that_succeeds_writes_an_audit_event(
         with database.session() as db:
             before = db.execute(sa.select(sa.func.max(AuditEvent.seq))).scalar_one() or 0
         kwargs = requests.get(key, lambda _: {})(seen)
+        headers = kwargs.pop("headers", auditor)
         r = client.request(route.method, concrete(route.path, _values(seen, case_id, case.recording_id, call_id,
                                                                             transcript_id or 0)),
-                           headers=auditor, **kwargs)
+                           headers=headers, **kwargs)
         if r.headers.get("content-type", "").startswith("application/json"):
             seen[f"{route.method} {route.path}"] = r.json()
         with database.session() as db:

@@ -38,7 +38,8 @@ def test_users_add_reads_the_password_from_stdin(run, database: Database) -> Non
 
 
 @pytest.mark.parametrize(
-    ("name", "password", "message"), [("chen", "short", "至少 8 位"), ("", "long-enough", "不能为空")]
+    ("name", "password", "message"),
+    [("chen", "short", "至少 10 位"), ("chen", "chen-2024!!", "用户名"), ("", "long-enough", "不能为空")]
 )
 def test_users_add_refuses_bad_input(run, name: str, password: str, message: str) -> None:
     r = run("users", "add", name, "--role", "agent", "--password-stdin", stdin=password + "\n")

@@ -38,6 +38,9 @@ PUBLIC = {
     ("POST", "/api/v1/auth/token"): "logging in",
     ("GET", "/api/v1/health"): "load balancer probe, says nothing",
     ("GET", "/api/v1/auth/me"): "any logged-in user, about themselves",
+    ("POST", "/api/v1/auth/refresh"): "any logged-in user, renewing their own session",
+    ("POST", "/api/v1/auth/logout"): "any logged-in user, ending their own session",
+    ("POST", "/api/v1/auth/password"): "any logged-in user, changing their own password (the current one checked)",
 }
 # WebSockets authenticate in their handler (app/auth/ws.py), with the same matrix; tested in test_live_views.py
 # and tests/telephony/test_ws.py. A new one must be added here with who may open it.
@@ -112,6 +115,9 @@ def test_the_matrix_gives_each_role_what_its_work_needs() -> None:
     assert Permission.recording_download not in MATRIX[Role.agent]  # agents play, they do not take copies
     assert Permission.id_unmasked in MATRIX[Role.mediator] and Permission.id_unmasked not in MATRIX[Role.agent]
     assert Permission.phone_unmasked not in MATRIX[Role.manager]
+    # legal hold (保全) keeps recordings past their retention period: managers and admins only
+    assert Permission.case_hold in MATRIX[Role.manager]
+    assert Permission.case_hold not in MATRIX[Role.agent] | MATRIX[Role.mediator]
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -124,8 +130,8 @@ def test_each_route_answers_403_exactly_when_the_role_lacks_its_permission(
     wrong: list[str] = []
     denied = 0
     for route in api_routes(client.app):  # type: ignore[arg-type]
-        if (route.method, route.path) == ("POST", "/api/v1/auth/token"):
-            continue
+        if (route.method, route.path) in {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/logout")}:
+            continue  # logging in needs no token; logging out would end the walk's (both public)
         r = call(client, route, headers)
         should_deny = not route.permissions <= granted
         denied += should_deny

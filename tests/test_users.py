@@ -1,4 +1,5 @@
-"""The users admin API: create with a role, change role, deactivate, reset password; each change audited."""
+"""The users admin API: create with a role, change role, deactivate, reset password; each change audited, and
+each ends the tokens the user holds."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def test_admin_creates_a_user_who_can_log_in(client: TestClient, database: Datab
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({"username": "root", "role": "agent", "password": "long-enough"}, 409, "user_exists"),
     ({"username": "  ", "role": "agent", "password": "long-enough"}, 422, "invalid_user"),
-    ({"username": "qian", "role": "agent", "password": "short"}, 422, "invalid"),
+    ({"username": "qian", "role": "agent", "password": "short"}, 422, "weak_password"),
+    ({"username": "qian", "role": "agent", "password": "password12"}, 422, "weak_password"),
     ({"username": "qian", "role": "boss", "password": "long-enough"}, 422, "invalid"),
 ])
 def test_bad_new_users_are_refused_with_a_reason(client: TestClient, database: Database, admin: dict,
@@ -78,7 +80,11 @@ def test_a_role_change_takes_effect_at_once_and_is_audited(client: TestClient, d
     assert client.get("/api/v1/stats/cases", headers=zhao).status_code == 403
     r = client.patch(f"/api/v1/users/{user_id}", json={"role": "manager"}, headers=admin)
     assert r.status_code == 200 and r.json()["role"] == "manager"
-    assert client.get("/api/v1/stats/cases", headers=zhao).status_code == 200  # same token, new role
+    # the token they hold ends with the old role; a new login has the new one
+    r = client.get("/api/v1/stats/cases", headers=zhao)
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_token")
+    zhao = login_as(client, "zhao", "first-password")
+    assert client.get("/api/v1/stats/cases", headers=zhao).status_code == 200
     event = _events(database, "user.role_changed")[-1]
     assert event.details == {"username": "zhao", "field": "role", "before": "agent", "after": "manager"}
     # sending the same role again changes nothing and records nothing
@@ -104,7 +110,8 @@ def test_deactivation_locks_out_at_once_and_reactivation_lets_back_in(client: Te
     assert [u["username"] for u in client.get("/api/v1/users", params={"active": False}, headers=admin).json()] \
         == ["zhao"]
     client.patch(f"/api/v1/users/{user_id}", json={"active": True}, headers=admin)
-    assert client.get("/api/v1/cases", headers=zhao).status_code == 200
+    assert client.get("/api/v1/cases", headers=zhao).status_code == 401  # the old token does not come back
+    assert client.get("/api/v1/cases", headers=login_as(client, "zhao", "first-password")).status_code == 200
     events = _events(database, "user.deactivated", "user.activated")
     assert [(e.action, e.details["before"], e.details["after"], e.actor) for e in events] == [
         ("user.deactivated", True, False, "user:root"), ("user.activated", False, True, "user:root")]
@@ -120,7 +127,7 @@ def test_password_reset(client: TestClient, database: Database, admin: dict) -> 
     event = _events(database, "user.password_reset")[-1]
     assert event.details == {"username": "zhao"}  # never the password
     r = client.patch(f"/api/v1/users/{user_id}", json={"password": "short"}, headers=admin)
-    assert r.status_code == 422
+    assert (r.status_code, r.json()["code"], r.json()["detail"]) == (422, "weak_password", "密码至少 10 位")
 
 
 def test_the_last_admin_cannot_be_locked_out(client: TestClient, database: Database, admin: dict) -> None:
@@ -135,7 +142,8 @@ def test_the_last_admin_cannot_be_locked_out(client: TestClient, database: Datab
     deputy = login_as(client, "deputy", "first-password")
     r = client.patch(f"/api/v1/users/{second}", json={"role": "agent"}, headers=deputy)
     assert (r.status_code, r.json()["code"]) == (409, "last_admin")
-    assert client.get("/api/v1/users", headers=admin).status_code == 403  # root is a manager now
+    assert client.get("/api/v1/users", headers=admin).status_code == 401  # demoted: root's token ended
+    assert client.get("/api/v1/users", headers=login(client, "root")).status_code == 403  # a manager now
     with database.session() as db:
         roles = {r.username: r.role for r in db.execute(sa.text("SELECT username, role FROM users"))}
     assert roles == {"root": "manager", "deputy": "admin"}
@@ -148,4 +156,4 @@ def test_unknown_user_is_404(client: TestClient, admin: dict) -> None:
 
 def test_password_is_never_returned(client: TestClient, admin: dict) -> None:
     body = _create(client, admin).text + client.get("/api/v1/users", headers=admin).text
-    assert "password" not in body and "scrypt" not in body and PASSWORD not in body
+    assert "password" not in body and "scrypt" not in body and "argon2" not in body and PASSWORD not in body

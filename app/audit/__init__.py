@@ -9,7 +9,12 @@ What is recorded (actor, action, subject, time, details), each in the same trans
 - copies of content: recording.played, recording.downloaded (committed before the first byte is sent);
 - the pipeline: recording.received/duplicate, transcription.started/failed/requeued, transcript.created,
   call.started/ended;
-- access: auth.login, auth.login_failed, auth.denied (403: a role without the permission, HTTP or WebSocket),
+- storage: recording.integrity_failed (a recording that failed its sha256 or decryption check: never played nor
+  transcribed), storage.migrated, storage.key_rotated;
+- retention and backups: recording.deleted_by_retention (sha256, size, channel, case number), retention.swept,
+  backup.restored;
+- access: auth.login, auth.login_failed, auth.login_throttled (each with the client address), auth.logout,
+  auth.password_changed, auth.password_change_failed, auth.password_change_throttled, auth.denied (403: a role without the permission, HTTP or WebSocket),
   auth.token_rejected (401 for a token that was presented and refused: forged, expired, or of a deactivated
   account; a request with no token at all is only asked to log in and not recorded: browsers and probes send
   those all day and they reveal nothing).

@@ -23,6 +23,7 @@ class Permission(StrEnum):
     id_unmasked = "id:unmasked"  # full ID card numbers (身份证号) said in transcripts; else masked
     case_update = "case:update"  # confirm or change a case's fields, move it along the workflow
     case_escalate = "case:escalate"  # 督办: escalate a case, change its difficulty and deadlines
+    case_hold = "case:hold"  # 保全: put a case in dispute on legal hold (retention keeps its recording) or lift it
     stats_read = "stats:read"  # statistics, warnings and reports for managers
     taxonomy_admin = "taxonomy:admin"  # edit the categories and the domain lexicon
     enterprise_read = "enterprise:read"  # the enterprise registry (企业库): search, detail, resolve names
@@ -53,7 +54,8 @@ MATRIX: dict[Role, frozenset[Permission]] = {
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
          Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
-         Permission.case_escalate, Permission.stats_read, Permission.enterprise_read, Permission.enterprise_rate,
+         Permission.case_escalate, Permission.case_hold, Permission.stats_read, Permission.enterprise_read,
+         Permission.enterprise_rate,
          Permission.warning_read, Permission.warning_handle, Permission.ledger_read, Permission.clue_edit,
          Permission.report_read}
     ),

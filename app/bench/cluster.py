@@ -10,8 +10,14 @@ again a few seconds later), and a restart of Redis. Counted from the database on
 recordings and calls in, cases out, duplicates, losses, the longest wait from recording to case.
 
 Then, unless skipped, a fixed batch through one worker pinned to core 0 and through two workers pinned to
-cores 0 and 1 (recordings a minute each, and the ratio), and the same recordings one at a time with
-encryption at rest on and off (mean import-to-case seconds, and the difference).
+cores 0 and 1 (recordings a minute each, and the ratio), and the cost of encryption at rest: what sealing,
+storing, fetching and opening a recording take encrypted and in clear (through app/recordings/files.py against
+the cluster's store, median of several), against the import-to-case time of recordings sent one at a time,
+encrypted and in clear by turns (whose own difference is printed too, noisier).
+
+On this 2-core machine every process competes for the same cores; restarts take much longer than on a
+site where each node has a machine of its own, and other work on the machine shows in every figure (the
+load average is printed with the throughput).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from app.bench.seaweed import SeaweedError, SeaweedFS
 from app.bench.spine import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout the `hotline` processes run from
@@ -52,8 +59,9 @@ CALL_SOURCE = DATA / "d03_caller_11s.ulaw"  # the caller's side of it, raw μ-la
 ADMIN = "bench-admin"
 BUCKET = "hotline-bench"
 RTP_PORTS = (30000, 30999)  # the SIP node's; sipp's media ports are drawn below them
+WORKER_NICE = 10  # transcription is batch work: a restarting API or SIP node goes first on 2 cores
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
 
 class ClusterError(RuntimeError):
@@ -72,9 +80,13 @@ class ClusterOptions:
     call_seconds: float = 9.0  # each sipp call streams this much of the caller's audio
     window_s: float = 40.0  # uploads and calls are spread over this long; the faults happen inside it
     restart_after_s: float = 3.0  # a killed process is started again this long after
+    redis_down_s: float = 2.0  # how long Redis stays stopped when it is restarted
     storage: str = "s3"  # "s3": SeaweedFS; "shared-dir": every node's recordings/ is one local folder
     redis_persist: bool = True  # Redis with its append-only file, as a site runs it
     beam_size: int | None = None  # HOTLINE_ASR_BEAM_SIZE for every worker; None: as configured (5)
+    # the SIP node's greeting: none by default, because the bundled one on a call's agent leg takes Whisper
+    # ~35 s to turn into nothing (a repetition loop through every fallback temperature); "default" for it
+    greeting: str = ""
     timeout_s: float = 300.0  # after the load, how long to wait for every recording to become a case
     postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -138,6 +150,7 @@ class Node:
     env: dict[str, str]
     log: Path
     cpu: int | None = None
+    nice: int = 0
     http_port: int | None = None
     sip_port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
@@ -158,6 +171,7 @@ class Node:
     def start(self) -> None:
         self.log_mark = self.log.stat().st_size if self.log.exists() else 0
         pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None else []
+        pin += ["nice", "-n", str(self.nice)] if self.nice else []
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             out.write(f"\n=== {datetime.now():%H:%M:%S} start\n".encode())
             out.flush()
@@ -194,10 +208,10 @@ class Node:
             self.proc.wait()
 
     def stop(self, timeout: float = 20) -> None:
+        """SIGTERM to the process itself (it stops its own children), SIGKILL to what is left after."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -264,7 +278,7 @@ class Cluster:
     root: Path
     db_url: str
     redis: Redis
-    s3: Any  # app.bench.seaweed.SeaweedFS, or None with storage "shared-dir"
+    s3: SeaweedFS | None  # None with storage "shared-dir"
     apis: list[Node]
     workers: list[Node]
     sip: Node
@@ -297,22 +311,21 @@ def _drop_database(server_url: str, name: str) -> None:
         admin.dispose()
 
 
-def _start_s3(opts: ClusterOptions, root: Path) -> tuple[Any, dict[str, str]]:
+def _start_s3(opts: ClusterOptions, root: Path) -> tuple[SeaweedFS | None, dict[str, str]]:
     """SeaweedFS and the bucket, or (None, {}) for a shared local folder instead."""
     if opts.storage == "shared-dir":
         return None, {}
-    try:
-        from app.bench.seaweed import SeaweedFS  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as e:
-        raise ClusterError("app/bench/seaweed.py is missing: run with --storage shared-dir") from e
     import boto3
 
-    s3 = SeaweedFS(root / "seaweedfs").start()
+    try:
+        s3 = SeaweedFS(root / "seaweedfs").start()
+    except SeaweedError as e:
+        raise ClusterError(str(e)) from e
     client = boto3.client("s3", **s3.client_options())
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=BUCKET)
     client.close()
-    return s3, dict(s3.env_for(BUCKET, "site1"))
+    return s3, s3.env_for(BUCKET, "site1")
 
 
 def _base_env(opts: ClusterOptions, db_url: str, redis: Redis, storage_env: dict[str, str]) -> dict[str, str]:
@@ -328,7 +341,7 @@ def _base_env(opts: ClusterOptions, db_url: str, redis: Redis, storage_env: dict
 
 
 def _node(root: Path, base: dict[str, str], name: str, kind: str, args: list[str], *, shared: Path | None,
-          cpu: int | None = None, **extra: str) -> Node:
+          cpu: int | None = None, nice: int = 0, **extra: str) -> Node:
     data = root / "nodes" / name
     data.mkdir(parents=True, exist_ok=True)
     if shared is not None:  # the stand-in for a shared mount when there is no S3
@@ -336,7 +349,8 @@ def _node(root: Path, base: dict[str, str], name: str, kind: str, args: list[str
     http, sip = free_port(), _free_udp_and_tcp_port()
     env = {**base, "HOTLINE_DATA_DIR": str(data), "HOTLINE_HTTP_PORT": str(http), "HOTLINE_SIP_PORT": str(sip),
            **extra}
-    return Node(name, kind, args, env, root / "logs" / f"{name}.log", cpu=cpu, http_port=http, sip_port=sip)
+    return Node(name, kind, args, env, root / "logs" / f"{name}.log", cpu=cpu, nice=nice, http_port=http,
+                sip_port=sip)
 
 
 def _free_udp_and_tcp_port() -> int:
@@ -366,19 +380,26 @@ def _create_admin(env: dict[str, str], root: Path) -> str:
 def start_cluster(opts: ClusterOptions, root: Path, db_url: str) -> Cluster:
     (root / "logs").mkdir(parents=True)
     redis = Redis(root / "redis", opts.redis_persist)
-    redis.start()
-    s3, storage_env = _start_s3(opts, root)
+    s3: SeaweedFS | None = None
+    try:
+        redis.start()
+        s3, storage_env = _start_s3(opts, root)
+        base = _base_env(opts, db_url, redis, storage_env)
+        password = _create_admin(base, root)
+    except BaseException:
+        redis.stop()
+        if s3 is not None:
+            s3.stop()
+        raise
     shared = root / "shared-recordings" if opts.storage == "shared-dir" else None
     if shared is not None:
         shared.mkdir()
-    base = _base_env(opts, db_url, redis, storage_env)
-    password = _create_admin(base, root)
     serve = ["serve", "--workers", "0"]
     apis = [_node(root, base, f"api{i}", "api", serve, shared=shared) for i in (1, 2)]
-    workers = [_node(root, base, f"worker{i + 1}", "worker", ["worker", "--concurrency", "1"], shared=shared, cpu=i)
-               for i in (0, 1)]
+    workers = [_node(root, base, f"worker{i + 1}", "worker", ["worker", "--concurrency", "1"], shared=shared, cpu=i,
+                     nice=WORKER_NICE) for i in (0, 1)]
     sip = _node(root, base, "sip", "sip", ["sip"], shared=shared, HOTLINE_RTP_PORT_MIN=str(RTP_PORTS[0]),
-                HOTLINE_RTP_PORT_MAX=str(RTP_PORTS[1]))
+                HOTLINE_RTP_PORT_MAX=str(RTP_PORTS[1]), HOTLINE_SIP_GREETING=opts.greeting)
     cluster = Cluster(root, db_url, redis, s3, apis, workers, sip, sa.create_engine(db_url, pool_pre_ping=True),
                       password)
     try:
@@ -616,8 +637,8 @@ class Fault:
 
 
 class Faults:
-    """The four faults, in turn, at fixed points of the load window; each waits (briefly) for the moment it
-    hurts most: a worker holding a job, an upload in flight, a call up."""
+    """The four faults at fixed points of the load window, each on a thread of its own, each waiting (briefly)
+    for the moment it hurts most: a worker holding a job, an upload in flight, a call up."""
 
     def __init__(self, cluster: Cluster, opts: ClusterOptions, uploader: Uploader, t0: float) -> None:
         self.cluster = cluster
@@ -626,21 +647,28 @@ class Faults:
         self.t0 = t0
         self.log: list[Fault] = []
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
 
     def note(self, what: str) -> None:
-        self.log.append(Fault(time.monotonic() - self.t0, datetime.now(), what))
+        with self._lock:
+            self.log.append(Fault(time.monotonic() - self.t0, datetime.now(), what))
+            self.log.sort(key=lambda f: f.at)
 
     def run(self) -> None:
+        """All four; a slow restart does not push the next fault past the load."""
+        w = self.opts.window_s
+        plan = [(0.15 * w, self._kill_busy_worker), (0.35 * w, self._kill_api), (0.5 * w, self._kill_sip),
+                (0.7 * w, self._restart_redis)]
+        threads = [threading.Thread(target=self._one, args=(at, fault), daemon=True) for at, fault in plan]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _one(self, at: float, fault: Callable[[], None]) -> None:
         try:
-            w = self.opts.window_s
-            self._at(0.15 * w)
-            self._kill_busy_worker()
-            self._at(0.35 * w)
-            self._kill_api()
-            self._at(0.55 * w)
-            self._kill_sip()
-            self._at(0.75 * w)
-            self._restart_redis()
+            self._at(at)
+            fault()
         except BaseException as e:  # reported by the main thread
             self.error = e
 
@@ -657,30 +685,46 @@ class Faults:
 
     def _restart(self, node: Node, what: str) -> None:
         node.kill9()
+        killed = time.monotonic()
         self.note(f"kill -9 {node.name} ({what})")
         time.sleep(self.opts.restart_after_s)
         node.start()
         self.note(f"{node.name} started again")
+        self._supervise(node)
+        self.note(f"{node.name} ready: down {time.monotonic() - killed:.1f} s")
+
+    def _supervise(self, node: Node, restarts: int = 5) -> None:
+        """Wait until ``node`` is ready; if it exits while starting, start it again, as systemd's
+        Restart=on-failure would (each such exit is a finding, noted with its last log line)."""
+        for _ in range(restarts):
+            try:
+                node.wait_ready()
+                return
+            except ClusterError:
+                if node.alive:
+                    raise
+                last = next((line for line in reversed(node.this_run().splitlines()) if line.strip()), "")
+                self.note(f"{node.name} exited while starting (status {node.proc.returncode if node.proc else '?'}: "
+                          f"{last.strip()[:160]}); started again after 1 s")
+                time.sleep(1.0)
+                node.start()
         node.wait_ready()
-        self.note(f"{node.name} ready")
 
     def _kill_busy_worker(self) -> None:
-        pids = {w.pid: w for w in self.cluster.workers}
+        by_pid = {str(w.pid): w for w in self.cluster.workers}
 
-        def busy() -> Node | None:
-            with self.cluster.engine.connect() as c:
-                held = c.execute(sa.text("SELECT id, claimed_by FROM recordings WHERE status = 'transcribing'")).all()
+        def busy() -> tuple[Node, int] | None:
+            held = _rows(self.cluster.engine, "SELECT id, claimed_by FROM recordings WHERE status = 'transcribing'")
             for rid, claimed_by in held:
-                pid = int(str(claimed_by).rpartition(":")[2] or 0)
-                if pid in pids:
-                    self._job = rid
-                    return pids[pid]
+                if node := by_pid.get(str(claimed_by).rpartition(":")[2]):
+                    return node, rid
             return None
 
-        self._job = 0
-        worker = self._until(busy, 15)
-        node = worker if isinstance(worker, Node) else self.cluster.workers[0]
-        self._restart(node, f"holding recording #{self._job}" if worker else "idle: no job held within 15 s")
+        found = self._until(busy, 15)
+        if isinstance(found, tuple):
+            self._restart(found[0], f"holding recording #{found[1]}")
+        else:
+            self._restart(self.cluster.workers[0], "idle: no job held within 15 s")
 
     def _kill_api(self) -> None:
         api = self.cluster.apis[0]
@@ -689,8 +733,7 @@ class Faults:
 
     def _kill_sip(self) -> None:
         def up() -> int:
-            with self.cluster.engine.connect() as c:
-                return int(c.execute(sa.text("SELECT count(*) FROM calls WHERE status = 'active'")).scalar_one())
+            return int(_rows(self.cluster.engine, "SELECT count(*) FROM calls WHERE status = 'active'")[0][0])
 
         calls = self._until(up, 15)
         self._restart(self.cluster.sip, f"{calls or 0} call(s) up")
@@ -698,10 +741,11 @@ class Faults:
     def _restart_redis(self) -> None:
         redis = self.cluster.redis
         redis.stop()
+        stopped = time.monotonic()
         self.note(f"Redis stopped (SIGTERM; {'AOF on' if redis.persist else 'no persistence'})")
-        time.sleep(2.0)
+        time.sleep(self.opts.redis_down_s)
         redis.start()
-        self.note("Redis started again")
+        self.note(f"Redis started again: down {time.monotonic() - stopped:.1f} s")
 
 
 # --- counting, from the database ----------------------------------------------------------------------
@@ -711,6 +755,7 @@ class Faults:
 class LoadResult:
     uploads: int
     uploads_acked: int
+    uploads_retried: int
     acked_on_retry_as_duplicate: int
     calls_placed: int
     calls_answered: int
@@ -770,6 +815,14 @@ def _duplicates(engine: sa.Engine, recs: list[Any], calls: dict[str, list[Any]])
     return out
 
 
+def _job_state(r: Any) -> str:
+    """A recording's job as the database has it, e.g. why nothing will pick it up before its lease runs out."""
+    state = f"{r.status}, {r.attempts} attempt(s)"
+    if r.lease_until is not None:
+        state += f", lease until {r.lease_until.astimezone():%H:%M:%S} (the sweep takes it up again only then)"
+    return state + (f", error: {r.error[:200]}" if r.error else "")
+
+
 def _upload_losses(uploads: list[Upload], by_sha: dict[str, Any]) -> list[str]:
     """Uploads acknowledged with a 2xx that never became a case."""
     out = []
@@ -777,8 +830,8 @@ def _upload_losses(uploads: list[Upload], by_sha: dict[str, Any]) -> list[str]:
         r = by_sha.get(u.sha256)
         if not u.acked or (r is not None and r.case_at is not None):
             continue
-        state = "not on file" if r is None else f"recording #{r.id} {r.status} without a case ({r.error or 'no error'})"
-        out.append(f"{u.name} acknowledged ({u.status}) but {state}; attempts: {', '.join(u.attempts)}")
+        state = "not on file" if r is None else f"recording #{r.id} without a case: {_job_state(r)}"
+        out.append(f"{u.name} acknowledged ({u.status}) but {state}; sent: {', '.join(u.attempts)}")
     return out
 
 
@@ -798,14 +851,15 @@ def _call_losses(callers: list[Caller], calls: dict[str, list[Any]], recs: list[
             out.append(f"answered call from {c.number}: call #{row.id} {row.status} ({row.end_reason}, "
                        f"{row.error or 'no error'}) without a recording")
         else:
-            out.append(f"answered call from {c.number}: recording #{filed[0].id} {filed[0].status} without a case")
+            out.append(f"answered call from {c.number}: recording #{filed[0].id} without a case: "
+                       f"{_job_state(filed[0])}")
     return out
 
 
 def count(engine: sa.Engine, uploads: list[Upload], callers: list[Caller], faults: list[Fault],
           settle_s: float) -> LoadResult:
-    recs = _rows(engine, "SELECT r.id, r.sha256, r.original_name, r.channel, r.status, r.error, "
-                         "r.created_at AS received_at, c.created_at AS case_at "
+    recs = _rows(engine, "SELECT r.id, r.sha256, r.original_name, r.channel, r.status, r.error, r.attempts, "
+                         "r.lease_until, r.created_at AS received_at, c.created_at AS case_at "
                          "FROM recordings r LEFT JOIN cases c ON c.recording_id = r.id")
     by_sha = {r.sha256: r for r in recs}
     numbers = {c.number for c in callers}
@@ -816,8 +870,12 @@ def count(engine: sa.Engine, uploads: list[Upload], callers: list[Caller], fault
     waits = [(r.case_at - r.received_at).total_seconds() for r in recs if r.case_at is not None]
     notes = [f"{u.name} never acknowledged ({', '.join(u.attempts)})" + (
         f" but on file as #{by_sha[u.sha256].id}" if u.sha256 in by_sha else "") for u in uploads if not u.acked]
+    notes += [f"{u.name} sent {len(u.attempts)} times: {', '.join(u.attempts)}"
+              + (" (answered as a duplicate)" if u.duplicate else "")
+              for u in uploads if u.acked and len(u.attempts) > 1]
     return LoadResult(
         uploads=len(uploads), uploads_acked=sum(u.acked for u in uploads),
+        uploads_retried=sum(len(u.attempts) > 1 for u in uploads),
         acked_on_retry_as_duplicate=sum(u.acked and u.duplicate for u in uploads),
         calls_placed=len(callers), calls_answered=sum(c.answered for c in callers),
         calls_completed=sum(c.completed for c in callers), call_rows=sum(len(rows) for rows in calls.values()),
@@ -888,6 +946,7 @@ class Batch:
     seconds: float  # first upload sent → last case filed
     mean_import_to_case_s: float
     encrypted: int  # how many of them are stored encrypted
+    at_once: bool = True  # uploaded together (a throughput figure), or one at a time, each waited for
 
     @property
     def per_minute(self) -> float:
@@ -900,6 +959,8 @@ class ThroughputResult:
     two_workers: Batch
     encrypted: Batch
     clear: Batch
+    storage_path: StoragePath
+    load_before: float  # the machine's 1-minute load average when the measurements began
 
     @property
     def ratio(self) -> float:
@@ -907,13 +968,20 @@ class ThroughputResult:
 
     @property
     def encryption_cost(self) -> float:
+        """What encryption adds to the storage path, in % of the import-to-case time in clear."""
+        off = self.clear.mean_import_to_case_s
+        return 100 * self.storage_path.added / off if off else 0.0
+
+    @property
+    def end_to_end_difference(self) -> float:
+        """The same, read off the end-to-end times (noisier: one recording's time varies by seconds)."""
         off = self.clear.mean_import_to_case_s
         return 100 * (self.encrypted.mean_import_to_case_s - off) / off if off else 0.0
 
 
 def _cases_for(engine: sa.Engine, shas: list[str]) -> dict[str, datetime]:
     rows = _rows(engine, "SELECT r.sha256, c.created_at FROM recordings r JOIN cases c ON c.recording_id = r.id "
-                         "WHERE r.sha256 IN :shas", shas=tuple(shas)) if shas else []
+                         "WHERE r.sha256 = ANY(:shas)", shas=list(shas)) if shas else []
     return {sha: _utc(at) for sha, at in rows}
 
 
@@ -924,8 +992,8 @@ def _utc(value: datetime) -> datetime:
 def _encrypted(engine: sa.Engine, shas: list[str]) -> int:
     if "wrapped_key" not in {c["name"] for c in sa.inspect(engine).get_columns("recordings")}:
         return 0
-    return int(_rows(engine, "SELECT count(*) FROM recordings WHERE wrapped_key IS NOT NULL AND sha256 IN :shas",
-                     shas=tuple(shas))[0][0])
+    return int(_rows(engine, "SELECT count(*) FROM recordings WHERE wrapped_key IS NOT NULL AND sha256 = ANY(:shas)",
+                     shas=list(shas))[0][0])
 
 
 def _await_cases(engine: sa.Engine, uploads: list[Upload], timeout: float, poll: float = 0.5) -> dict[str, datetime]:
@@ -941,45 +1009,125 @@ def _await_cases(engine: sa.Engine, uploads: list[Upload], timeout: float, poll:
         time.sleep(poll)
 
 
-def batch(cluster: Cluster, opts: ClusterOptions, phase: int, label: str, one_at_a_time: bool = False) -> Batch:
-    """Upload a fresh batch and wait for its cases: all at once (throughput), or one after the other, each
-    waited for (import-to-case time with nothing queued before it)."""
+def _batch_result(cluster: Cluster, label: str, uploads: list[Upload], cases: dict[str, datetime],
+                  at_once: bool = True) -> Batch:
+    first = min(u.started for u in uploads)
+    last = max(cases[u.sha256].timestamp() for u in uploads)
+    mean = float(np.mean([cases[u.sha256].timestamp() - u.started for u in uploads]))
+    return Batch(label, len(uploads), last - first, mean, _encrypted(cluster.engine, [u.sha256 for u in uploads]),
+                 at_once)
+
+
+def _send(uploader: Uploader, upload: Upload) -> None:
+    uploader.send(upload)
+    if not upload.acked:
+        raise ClusterError(f"{upload.name} not accepted: {', '.join(upload.attempts)}")
+
+
+def batch(cluster: Cluster, opts: ClusterOptions, phase: int, label: str) -> Batch:
+    """A fresh batch uploaded at once, alternating between the API processes; first upload → last case."""
     uploads = make_uploads(opts, phase, opts.batch)
     uploader = Uploader(cluster.apis, cluster.password)
-    cases: dict[str, datetime] = {}
     try:
         for u in uploads:
-            uploader.send(u)
-            if not u.acked:
-                raise ClusterError(f"{u.name} not accepted: {', '.join(u.attempts)}")
-            if one_at_a_time:
-                cases |= _await_cases(cluster.engine, [u], opts.timeout_s, poll=0.05)
-        cases |= _await_cases(cluster.engine, uploads, opts.timeout_s)
+            _send(uploader, u)
     finally:
         uploader.close()
-    first = min(u.started for u in uploads)
-    last = max(at.timestamp() for at in cases.values())
-    mean = float(np.mean([cases[u.sha256].timestamp() - u.started for u in uploads]))
-    return Batch(label, len(uploads), last - first, mean, _encrypted(cluster.engine, [u.sha256 for u in uploads]))
+    return _batch_result(cluster, label, uploads, _await_cases(cluster.engine, uploads, opts.timeout_s))
+
+
+def paired(cluster: Cluster, opts: ClusterOptions, phase: int) -> tuple[Batch, Batch]:
+    """Import-to-case time with nothing queued before it, encrypted (through the first API process) and in
+    clear (the second, started with HOTLINE_ENCRYPT_RECORDINGS=false), taking turns so that whatever else the
+    machine does weighs on both alike."""
+    uploads = make_uploads(opts, phase, 2 * max(1, opts.batch // 2))
+    on, off = (Uploader([api], cluster.password) for api in cluster.apis)
+    cases: dict[str, datetime] = {}
+    try:
+        for i, u in enumerate(uploads):
+            _send(on if i % 2 == 0 else off, u)
+            cases |= _await_cases(cluster.engine, [u], opts.timeout_s, poll=0.1)
+    finally:
+        on.close()
+        off.close()
+    return (_batch_result(cluster, "encrypted, one at a time", uploads[0::2], cases, at_once=False),
+            _batch_result(cluster, "in clear, one at a time", uploads[1::2], cases, at_once=False))
+
+
+@dataclass
+class StoragePath:
+    """Median seconds to store a recording (seal + put) and read it back whole (get + open + check), in clear
+    and encrypted: the whole of what encryption adds to a recording's way to its case."""
+
+    reps: int
+    put_clear: float
+    put_encrypted: float
+    read_clear: float
+    read_encrypted: float
+
+    @property
+    def added(self) -> float:
+        return self.put_encrypted + self.read_encrypted - self.put_clear - self.read_clear
+
+
+def _node_settings(node: Node, folder: Path, encrypt: bool) -> Any:
+    """The Settings a node has, in a data dir of the bench's own."""
+    from app.config import Settings
+
+    env = {k[len("HOTLINE_"):].lower(): v for k, v in node.env.items() if k.startswith("HOTLINE_")}
+    env.update(data_dir=str(folder), encrypt_recordings=str(encrypt).lower())
+    return Settings.model_validate(env)
+
+
+def measure_storage_path(cluster: Cluster, opts: ClusterOptions, reps: int = 12) -> StoragePath:
+    """Store and read back the same kind of recording through the product's own code (app/recordings/files.py),
+    against the cluster's store, in clear and encrypted by turns; every object is removed afterwards."""
+    from app.recordings import files
+    from app.recordings.models import Recording
+
+    folder = cluster.root / "nodes" / "storage-probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    times: dict[tuple[bool, str], list[float]] = {}
+    for i, upload in enumerate(make_uploads(opts, 6, 2 * reps)):
+        encrypt = i % 2 == 0
+        settings = _node_settings(cluster.apis[0], folder, encrypt)
+        settings.ensure_dirs()
+        source = folder / "tmp" / upload.name
+        source.write_bytes(upload.data)
+        t0 = time.perf_counter()
+        stored = files.put(settings, source=source, sha256=upload.sha256, size=len(upload.data), ext=".wav")
+        t1 = time.perf_counter()
+        rec = Recording(id=0, sha256=upload.sha256, path=stored.key, storage=stored.storage,
+                        size_bytes=len(upload.data), stored_size=stored.stored_size,
+                        key_id=stored.wrapped.key_id if stored.wrapped else None,
+                        wrapped_key=stored.wrapped.blob if stored.wrapped else None)
+        with files.local_copy(settings, rec) as copy:
+            copy.stat()
+        t2 = time.perf_counter()
+        times.setdefault((encrypt, "put"), []).append(t1 - t0)
+        times.setdefault((encrypt, "read"), []).append(t2 - t1)
+        files.store(settings, stored.storage).delete(stored.key)
+        source.unlink()
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return StoragePath(reps, med[False, "put"], med[True, "put"], med[False, "read"], med[True, "read"])
 
 
 def run_throughput(cluster: Cluster, opts: ClusterOptions) -> ThroughputResult:
     one, two = cluster.workers
     for node in (cluster.sip, one, two):
         node.stop()
+    load_before = os.getloadavg()[0]
     _restart(one)
     one_worker = batch(cluster, opts, 2, "1 worker (core 0)")
     _restart(two)
     two_workers = batch(cluster, opts, 3, "2 workers (cores 0, 1)")
     two.stop()
-    encrypted = batch(cluster, opts, 4, "encrypted, one at a time", one_at_a_time=True)
-    for node in (*cluster.apis, one):
-        node.env["HOTLINE_ENCRYPT_RECORDINGS"] = "false"
-        node.stop()
-    for node in (*cluster.apis, one):
-        _restart(node)
-    clear = batch(cluster, opts, 5, "in clear, one at a time", one_at_a_time=True)
-    return ThroughputResult(one_worker, two_workers, encrypted, clear)
+    clear = cluster.apis[1]
+    clear.env["HOTLINE_ENCRYPT_RECORDINGS"] = "false"
+    _restart(clear)
+    encrypted, in_clear = paired(cluster, opts, 4)
+    return ThroughputResult(one_worker, two_workers, encrypted, in_clear, measure_storage_path(cluster, opts),
+                            load_before)
 
 
 def _restart(node: Node) -> None:
@@ -1001,7 +1149,8 @@ def print_load(r: LoadResult, opts: ClusterOptions) -> None:
     t.add_column("figure", justify="right")
     t.add_column("target")
     t.add_row("recordings uploaded / acknowledged", f"{r.uploads} / {r.uploads_acked}", "")
-    t.add_row("  acknowledged as a duplicate (re-sent after a failure)", str(r.acked_on_retry_as_duplicate), "")
+    t.add_row("  sent again after a failure / answered as a duplicate", f"{r.uploads_retried} / "
+              f"{r.acked_on_retry_as_duplicate}", "")
     t.add_row("calls placed / answered / seen through by sipp", f"{r.calls_placed} / {r.calls_answered} / "
               f"{r.calls_completed}", "")
     t.add_row("call rows", str(r.call_rows), "")
@@ -1026,17 +1175,22 @@ def print_load(r: LoadResult, opts: ClusterOptions) -> None:
 
 
 def print_throughput(r: ThroughputResult) -> None:
-    t = Table(title="Throughput and the cost of encryption (same recordings, fresh bytes each batch)",
-              title_justify="left")
+    t = Table(title="Throughput (workers pinned: taskset -c 0 / -c 1) and the cost of encryption at rest; load "
+                    f"average {r.load_before:.1f} before, {os.getloadavg()[0]:.1f} after", title_justify="left")
     for col in ("batch", "recordings", "wall", "per minute", "mean import → case", "stored encrypted"):
         t.add_column(col, justify="left" if col == "batch" else "right")
     for b in (r.one_worker, r.two_workers, r.encrypted, r.clear):
-        t.add_row(b.label, str(b.recordings), f"{b.seconds:.1f} s", f"{b.per_minute:.1f}",
-                  f"{b.mean_import_to_case_s:.2f} s", str(b.encrypted))
+        t.add_row(b.label, str(b.recordings), f"{b.seconds:.1f} s" if b.at_once else "-",
+                  f"{b.per_minute:.1f}" if b.at_once else "-", f"{b.mean_import_to_case_s:.2f} s", str(b.encrypted))
     console.print(t)
     console.print(f"two workers vs one: {r.ratio:.2f}× (target ≥ 1.8× {_verdict(r.ratio >= 1.8)})")
-    console.print(f"encryption at rest: {r.encryption_cost:+.1f}% of import-to-case time "
-                  f"(target ≤ 5% {_verdict(r.encryption_cost <= 5)})")
+    p = r.storage_path
+    console.print(f"storage path, median of {p.reps} each: store {1000 * p.put_clear:.0f} ms in clear, "
+                  f"{1000 * p.put_encrypted:.0f} ms encrypted; read back {1000 * p.read_clear:.0f} ms / "
+                  f"{1000 * p.read_encrypted:.0f} ms")
+    console.print(f"encryption at rest adds {1000 * p.added:+.0f} ms = {r.encryption_cost:+.1f}% of the "
+                  f"import-to-case time (target ≤ 5% {_verdict(r.encryption_cost <= 5)}); end to end, "
+                  f"one at a time by turns: {r.end_to_end_difference:+.1f}%")
 
 
 def _describe(opts: ClusterOptions) -> None:
@@ -1046,8 +1200,9 @@ def _describe(opts: ClusterOptions) -> None:
                   f"{opts.calls} sipp calls ({opts.call_seconds:g} s) over {opts.window_s:g} s; seed {opts.seed}")
     console.print(f"  PostgreSQL (scratch database), Redis ({'AOF' if opts.redis_persist else 'no persistence'}), "
                   f"{storage}, recordings encrypted at rest")
-    console.print(f"  2 API processes, 2 workers pinned with taskset -c 0 / -c 1, 1 SIP node; {os.cpu_count()} "
-                  f"cores; Whisper beam {opts.beam_size or 'as configured'}")
+    console.print(f"  2 API processes, 2 workers pinned with taskset -c 0 / -c 1 (nice {WORKER_NICE}), 1 SIP node "
+                  f"(greeting: {opts.greeting or 'none'}); {os.cpu_count()} cores; "
+                  f"Whisper beam {opts.beam_size or 'as configured'}")
 
 
 def print_failure_logs(cluster: Cluster, result: LoadResult) -> None:
@@ -1101,10 +1256,10 @@ def run(opts: ClusterOptions) -> Results:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _drop_database(opts.postgres_url, db_name)
         if keep:
-            console.print(f"kept {root} (logs, data dirs, sipp traces)")
+            console.print(f"kept {root} (logs, data dirs, sipp traces) and the database {db_url}")
         else:
+            _drop_database(opts.postgres_url, db_name)
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from app.calls.flows import Filer, recover
+from app.calls.flows import Filer, key_issuer, recover
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
@@ -33,7 +33,7 @@ def sip_options(settings: Settings) -> SipOptions:
         allowed_sources=tuple(settings.sip_allowed_sources), rate_limit=settings.sip_rate_limit,
         rate_burst=2 * settings.sip_rate_limit, max_calls=settings.sip_max_calls,
         auth_user=settings.sip_auth_user, auth_password=settings.sip_auth_password,
-        agent_pattern=settings.sip_agent_pattern)
+        agent_pattern=settings.sip_agent_pattern, keys=key_issuer(settings))
 
 
 _filer: Filer | None = None

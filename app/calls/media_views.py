@@ -1,6 +1,7 @@
 """WebSocket media streams: Twilio Media Streams, raw L16 (FreeSWITCH mod_audio_fork) and browser capture.
 
-Each connection records into ``<calls_dir>/ws/<call uuid>/`` (``telephony.ws``). When it ends (normally,
+Each connection records into ``<calls_dir>/ws/<call uuid>/`` (``telephony.ws``), each leg sealed under the
+call's data key as it is written unless encryption is off (``flows.key_issuer``). When it ends (normally,
 with bad input, or cut off) the call is filed (mixed, put on record, queued for transcription) on a worker
 thread, never on the event loop, and shielded from cancellation so a server shutting down still files it.
 Peers (PBX, Twilio) present ``settings.media_secret``; browser capture presents the user's login token and
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.permissions import Permission
 from app.auth.ws import authenticate, client_host, close, deny, presented_token
-from app.calls.flows import Filer
+from app.calls.flows import Filer, key_issuer
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
@@ -32,6 +33,7 @@ from app.recordings.models import CaseChannel
 from app.users.models import User
 from telephony.frames import FrameBus
 from telephony.live_tap import LiveTap
+from telephony.recorder import KeyIssuer
 from telephony.ws import (
     FLUSH_EVERY,
     ROOM_RATE,
@@ -75,6 +77,11 @@ class _Context:
     def filer(self) -> Filer:
         return Filer(self.settings, self.database, self.queue)
 
+    @property
+    def keys(self) -> KeyIssuer | None:
+        """Each call's data key: its legs sealed as they are written (None with encryption off)."""
+        return key_issuer(self.settings)
+
 
 def media_streams(app: Any) -> MediaStreams:
     """The app's ``MediaStreams`` (``app.state.media_streams``), made on first use; with live transcription
@@ -105,7 +112,7 @@ async def twilio(websocket: WebSocket) -> None:
     ctx = await _accept_peer(websocket)
     if ctx is None:
         return
-    stream = TwilioStream(ctx.calls_dir, bus=ctx.streams.bus)
+    stream = TwilioStream(ctx.calls_dir, bus=ctx.streams.bus, keys=ctx.keys)
 
     async def feed(text: str | None, data: bytes | None) -> bool:
         event = stream.feed(text if text is not None else data or b"")
@@ -134,7 +141,7 @@ async def fork(websocket: WebSocket) -> None:
         params = ForkParams.parse(websocket.query_params)
         session, created = ctx.streams.forks.join(params.call_id, params.legs, lambda: MediaSession.start(
             ctx.calls_dir, source="fork", external_id=params.call_id, caller=params.caller, called=params.called,
-            bus=ctx.streams.bus))
+            bus=ctx.streams.bus, keys=ctx.keys))
     except MediaError as e:
         await close(websocket, e.close_code, str(e))
         return
@@ -173,7 +180,7 @@ async def capture(websocket: WebSocket) -> None:
         return
     session = MediaSession.start(ctx.calls_dir, source="browser", channel=CaseChannel[params.kind].value,
                                  layout="mono", sample_rate=ROOM_RATE, actor=f"user:{user.username}",
-                                 bus=ctx.streams.bus)
+                                 bus=ctx.streams.bus, keys=ctx.keys)
     source = PcmSource(session, ("room",), params.rate)
     reason = "disconnect"
     try:

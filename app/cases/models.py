@@ -71,6 +71,12 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     escalated: Mapped[bool] = mapped_column(default=False, index=True)  # 督办
     escalated_at: Mapped[datetime | None]
+    # Legal hold (保全): a case in dispute keeps its recording and transcript whatever the retention period;
+    # set and cleared by managers and admins (case:hold), audited; who and when: the last change
+    legal_hold: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    legal_hold_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    legal_hold_by: Mapped[str | None] = mapped_column(sa.String(64))
+    legal_hold_at: Mapped[datetime | None]
 
 
 class Counter(Base):
@@ -141,6 +147,10 @@ class CaseRead(CaseListItem):
     escalated_at: datetime | None
     updated_at: datetime
     next_statuses: list[str]  # where the workflow allows it to go from here
+    legal_hold: bool = False  # 保全: kept whatever the retention period (HOTLINE_RETENTION_DAYS)
+    legal_hold_reason: str | None = None
+    legal_hold_by: str | None = None  # who set or cleared it last, and when
+    legal_hold_at: datetime | None = None
 
 
 class CasePagination(BaseModel):
@@ -175,6 +185,15 @@ class TransitionIn(BaseModel):
     unit: str | None = None
     assignee: str | None = None
     note: str | None = Field(default=None, max_length=2000)
+
+
+class LegalHoldIn(BaseModel):
+    """Put a case on legal hold (a reason is required) or take it off (a reason is welcome)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold: bool
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class NoteIn(BaseModel):

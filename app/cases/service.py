@@ -319,6 +319,26 @@ def confirm(*, db: Session, case: Case, actor: str, username: str) -> None:
         "confirmed_by": username, **{name: getattr(case, name) for name in sorted(EDITABLE - {"summary"})}})
 
 
+def set_legal_hold(*, db: Session, case: Case, actor: str, username: str, hold: bool,
+                   reason: str | None) -> list[str]:
+    """Put the case on legal hold (保全: its recording and transcript are kept whatever the retention period) or
+    take it off; a hold needs a reason. Each change audited as ``case.updated`` {field, before, after}; who and
+    when are kept on the case. Returns the fields that changed."""
+    text = (reason or "").strip() or None
+    if hold and text is None:
+        raise workflow.InvalidCaseInput("设置保全须写明原因（如：劳动争议仲裁中）")
+    if text is not None and len(text) > 500:
+        raise workflow.InvalidCaseInput("保全原因不能超过500个字")
+    if (not hold and not case.legal_hold) or (hold and case.legal_hold and text == case.legal_hold_reason):
+        return []  # as it already is
+    changed = [name for name, value in (("legal_hold", hold), ("legal_hold_reason", text))
+               if _set(db, case, actor, name, value)]
+    case.legal_hold_by, case.legal_hold_at = username, utcnow()
+    case.updated_at = utcnow()
+    db.flush()
+    return changed
+
+
 # --- re-extraction -----------------------------------------------------------------------------------------
 
 # What re-extraction may set: the category and the suggested dimensions (never a field in locked_fields).

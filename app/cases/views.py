@@ -20,6 +20,7 @@ from app.cases.models import (
     CaseRead,
     CaseStatus,
     CaseUpdate,
+    LegalHoldIn,
     NoteIn,
     TransitionIn,
 )
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 Reader = Annotated[User, Depends(require(Permission.case_read))]
 Editor = Annotated[User, Depends(require(Permission.case_update))]
 Escalator = Annotated[User, Depends(require(Permission.case_escalate))]
+Holder = Annotated[User, Depends(require(Permission.case_hold))]
 
 
 def _case(db: DbSession, case_id: int, *, for_update: bool = False) -> Case:
@@ -195,6 +197,17 @@ def escalate_case(case_id: int, body: NoteIn, db: DbSession, user: Escalator, se
     with _workflow_errors():
         workflow.escalate(db=db, case=case, actor=_actor(user), note=body.note)
     notifications.notify(db=db, case=case, kind=NotificationKind.escalated)
+    return _read(db, case, _policy(settings))
+
+
+@router.put("/{case_id}/legal-hold")
+def legal_hold(case_id: int, body: LegalHoldIn, db: DbSession, user: Holder, settings: AppSettings) -> CaseRead:
+    """保全: put a case in dispute on legal hold (``hold: true`` with a reason), so that the retention sweep keeps
+    its recording and transcript whatever their age, or lift it (``hold: false``); audited (case.updated)."""
+    case = _case(db, case_id, for_update=True)
+    with _workflow_errors():
+        service.set_legal_hold(db=db, case=case, actor=_actor(user), username=user.username, hold=body.hold,
+                               reason=body.reason)
     return _read(db, case, _policy(settings))
 
 

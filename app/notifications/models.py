@@ -21,6 +21,7 @@ class NotificationKind(StrEnum):
     warning_raised = "warning_raised"  # an early warning was raised (or raised to a higher grade)
     warning_unsigned = "warning_unsigned"  # nobody signed for a warning by its grade's deadline
     warning_unsigned_2 = "warning_unsigned_2"  # … and still nobody after another deadline: admins are told too
+    login_attack = "login_attack"  # many failed logins on one account, from one address or site-wide (admins)
 
 
 class Notification(Base):

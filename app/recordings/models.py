@@ -60,6 +60,9 @@ class Recording(Base):
     key_id: Mapped[str | None] = mapped_column(sa.String(32))
     wrapped_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     stored_size: Mapped[int | None] = mapped_column(sa.BigInteger)  # bytes in the store (ciphertext when encrypted)
+    # tombstone (app/recordings/retention.py): the bytes were deleted when the retention period ran out; the row,
+    # its sha256 and sizes stay, its wrapped data key is wiped (copies left anywhere can no longer be decrypted)
+    deleted_at: Mapped[datetime | None]
 
     @property
     def encrypted(self) -> bool:
@@ -95,6 +98,7 @@ class RecordingRead(BaseModel):
     error: str | None
     created_at: datetime
     encrypted: bool
+    deleted_at: datetime | None = None  # deleted by retention (the audio endpoint answers 410)
 
 
 class RecordingCreated(RecordingRead):

@@ -10,6 +10,7 @@ store. The old copies are left where they were (remove them once the site runs o
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def normalize(url: str) -> str:
 def pending(*, database: Database, target: str) -> tuple[list[Recording], set[int]]:
     """The recordings not yet switched to ``target``, and the ids among them already verified there."""
     with database.session() as db:
-        rows = list(db.execute(sa.select(Recording).where(Recording.storage != target)
+        rows = list(db.execute(sa.select(Recording).where(Recording.storage != target, Recording.deleted_at.is_(None))
                                .order_by(Recording.id)).scalars())
         done = set(db.execute(sa.select(StorageMove.recording_id)
                               .where(StorageMove.target == target)).scalars())
@@ -112,11 +113,12 @@ def _switch(*, database: Database, target: str, actor: str, report: Moved) -> in
     with database.session() as db:
         verified = sa.select(StorageMove.recording_id).where(StorageMove.target == target)
         missing = db.execute(sa.select(sa.func.count()).select_from(Recording).where(
-            Recording.storage != target, Recording.id.not_in(verified))).scalar_one()
+            Recording.storage != target, Recording.deleted_at.is_(None), Recording.id.not_in(verified))).scalar_one()
         if missing:  # filed meanwhile by a node still writing to the old store: the next run takes them
             report.filed_meanwhile = missing
             return 0
-        result = db.execute(sa.update(Recording).where(Recording.storage != target).values(storage=target))
+        result = db.execute(sa.update(Recording).where(Recording.storage != target, Recording.deleted_at.is_(None))
+                            .values(storage=target))
         switched = cast(CursorResult[Any], result).rowcount
         audit.record(db=db, actor=actor, action="storage.migrated", subject_type="storage", subject_id=target[:64],
                      details={"target": target, "switched": switched, "copied": report.copied,
@@ -135,7 +137,8 @@ def verify_all(*, database: Database, settings: Settings, actor: str, progress: 
     """Read every recording back from where its row says and check its sha256 (and, encrypted, every
     chunk's tag); each failure is audited as ``recording.integrity_failed``."""
     with database.session() as db:
-        rows = list(db.execute(sa.select(Recording).order_by(Recording.id)).scalars())
+        rows = list(db.execute(sa.select(Recording).where(Recording.deleted_at.is_(None))  # tombstones: no bytes
+                               .order_by(Recording.id)).scalars())
     report = Verified(total=len(rows))
     for rec in rows:
         try:
@@ -149,6 +152,20 @@ def verify_all(*, database: Database, settings: Settings, actor: str, progress: 
         if progress:
             progress(1)
     return report
+
+
+def _call_keys(settings: Settings) -> set[str]:
+    """Master keys wrapping the keys of calls still waiting in this node's call folders (in progress, or
+    not yet filed): they stay until those calls are filed."""
+    found = set()
+    for manifest in settings.calls_dir.glob("*/*/call.json"):
+        try:
+            key_id = json.loads(manifest.read_text()).get("key_id")
+        except (OSError, ValueError):
+            continue
+        if key_id:
+            found.add(str(key_id))
+    return found
 
 
 @dataclass
@@ -182,7 +199,7 @@ def rotate_key(*, database: Database, settings: Settings, actor: str, retire: bo
         with database.session() as db:
             in_use = set(db.execute(sa.select(Recording.key_id).where(Recording.key_id.is_not(None))
                                     .distinct()).scalars())
-        retired = ring.retire({k for k in in_use if k})
+        retired = ring.retire({k for k in in_use if k} | _call_keys(settings))
     with database.session() as db:
         audit.record(db=db, actor=actor, action="storage.key_rotated", subject_type="storage", subject_id=new_id,
                      details={"key_id": new_id, "rewrapped": rewrapped, "retired": retired})

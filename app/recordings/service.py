@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
+from zoneinfo import ZoneInfo
 
 import psutil
 import sqlalchemy as sa
@@ -30,6 +32,31 @@ class UploadTooLarge(Exception):
     pass
 
 
+class DeletedByRetention(Exception):
+    """The same audio was on file and was deleted by the retention policy."""
+
+
+NAME_LIMIT = 120  # characters of an original file name kept (its extension included)
+_NOT_IN_NAMES = str.maketrans({c: "_" for c in '<>:"|?*'})  # characters Windows refuses in a file name
+
+
+def safe_name(name: str, *, default: str = "upload") -> str:
+    """The original file name as it is kept, shown and exported: only its base name (no folders, whichever
+    slash they use), no control or invisible formatting characters (bidi overrides that disguise an extension),
+    none that Windows refuses, whitespace collapsed, no leading dots, at most ``NAME_LIMIT`` characters with the
+    extension kept. Chinese and other letters stay: ``../../录音 1.wav`` → ``录音 1.wav``."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").translate(_NOT_IN_NAMES)
+    name = " ".join(name.split()).strip(". ")
+    if not name:
+        return default
+    if len(name) > NAME_LIMIT:
+        stem, dot, ext = name.rpartition(".")
+        ext = f".{ext}" if dot and stem and len(ext) <= 16 else ""
+        name = name[:NAME_LIMIT - len(ext)].rstrip(". ") + ext
+    return name
+
+
 @dataclass(frozen=True)
 class Staged:
     """A file copied into the data dir's tmp folder, with its hash and size; not yet on file."""
@@ -39,25 +66,51 @@ class Staged:
     size: int
 
 
+class Stage:
+    """An upload being written into the data dir's tmp folder (``upload-<random>``): hashed and counted as it
+    grows, refused (``UploadTooLarge``) as soon as it passes the size limit."""
+
+    def __init__(self, settings: Settings, out: BinaryIO, path: Path) -> None:
+        self._settings = settings
+        self._out = out
+        self.path = path
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, block: bytes) -> None:
+        self.size += len(block)
+        if self.size > self._settings.max_upload_bytes:
+            raise UploadTooLarge(f"文件超过上传上限 {self._settings.max_upload_mb} MB")
+        self._hash.update(block)
+        self._out.write(block)
+
+    def finish(self) -> Staged:
+        """All written: closed (a full disk shows here at the latest) and described."""
+        self._out.close()
+        return Staged(self.path, self._hash.hexdigest(), self.size)
+
+
+@contextmanager
+def stage(settings: Settings) -> Iterator[Stage]:
+    """A new staged upload to write into; its file is always removed afterwards unless ``ingest`` moved it into
+    the store (a process killed meanwhile leaves it for ``app.startup.sweep_staging``)."""
+    settings.ensure_dirs()
+    tmp = settings.data_dir / "tmp" / f"upload-{uuid.uuid4().hex}"
+    try:
+        with tmp.open("xb") as out:
+            yield Stage(settings, out, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def staged(settings: Settings, source: BinaryIO) -> Iterator[Staged]:
     """Copy ``source`` into a temporary file while hashing it (enforcing the size limit); the temporary
     file is always removed afterwards unless ``ingest`` moved it into the store."""
-    settings.ensure_dirs()
-    tmp = settings.data_dir / "tmp" / f"upload-{uuid.uuid4().hex}"
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with tmp.open("wb") as out:
-            while block := source.read(1 << 20):
-                size += len(block)
-                if size > settings.max_upload_bytes:
-                    raise UploadTooLarge(f"文件超过上传上限 {settings.max_upload_mb} MB")
-                h.update(block)
-                out.write(block)
-        yield Staged(tmp, h.hexdigest(), size)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with stage(settings) as into:
+        while block := source.read(1 << 20):
+            into.write(block)
+        yield into.finish()
 
 
 def by_sha(*, db: Session, sha256: str) -> Recording | None:
@@ -80,9 +133,15 @@ def ingest(
 ) -> Ingested:
     """Put a staged file on record: probe it (AudioError if unusable), store it under its sha256 and add
     its row, queued for transcription. The same audio twice gives back the first recording, unchanged.
-    Either both the file and the row exist afterwards, or neither does."""
+    Either both the file and the row exist afterwards, or neither does. The original name is kept as its
+    ``safe_name``."""
+    original_name = safe_name(original_name)
     with database.session() as db:
         existing = by_sha(db=db, sha256=staged_file.sha256)
+        if existing and existing.deleted_at is not None:  # its tombstone stands: the deletion was the policy's
+            day = as_utc(existing.deleted_at).astimezone(ZoneInfo("Asia/Shanghai"))
+            raise DeletedByRetention(f"这份录音已于 {day:%Y-%m-%d} 按保存期限删除（录音 #{existing.id}），"
+                                     "不再重新存档；确需保存请联系管理员")
         if existing:
             audit.record(db=db, actor=actor, action="recording.duplicate", subject_type="recording",
                          subject_id=existing.id, details={"original_name": original_name[:255]})

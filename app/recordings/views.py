@@ -2,17 +2,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter, ValidationError
 
 from app.audit import service as audit
 from app.auth.permissions import Permission
 from app.deps import AppSettings, CurrentDatabase, DbSession, Queue, require
 from app.errors import ApiError
-from app.recordings import crypto, files, ranges, service, storage
+from app.hardening import DISK_FULL, disk_full
+from app.recordings import crypto, files, ranges, retention, service, storage
 from app.recordings.models import CaseChannel, Recording, RecordingCreated, RecordingRead
+from app.uploads import FORM_SLACK, FormError, StreamedForm, multipart_body, read_form
 from app.users.models import User
 from asr.audio import AudioError
 from asr.types import Layout
@@ -25,8 +30,24 @@ Player = Annotated[User, Depends(require(Permission.recording_play))]
 Downloader = Annotated[User, Depends(require(Permission.recording_download))]
 
 
-@router.post("", status_code=201, responses={200: {"description": "The same audio was already on file"},
-                                               503: {"description": "录音存储暂不可用（未保存，请重试）"}})
+_UPLOAD_FORM = multipart_body({
+    "type": "object", "required": ["file"], "title": "RecordingUpload",
+    "properties": {
+        "file": {"type": "string", "format": "binary", "title": "File",
+                 "description": "音频文件（WAV/MP3/…；通话录音为双声道）"},
+        "layout": {"anyOf": [{"type": "string", "enum": list(get_args(Layout))}, {"type": "null"}],
+                   "title": "Layout", "description": "双声道排列：caller-left（默认）/agent-left/mono"},
+        "channel": {"type": "string", "enum": [c.value for c in CaseChannel], "default": CaseChannel.upload.value,
+                    "title": "Channel", "description": "来源：来电/来访/调解/开庭/上传"},
+    },
+})
+_LAYOUT: TypeAdapter[Layout | None] = TypeAdapter(Layout | None)  # type: ignore[arg-type]
+_CHANNEL = TypeAdapter(CaseChannel)
+
+
+@router.post("", status_code=201, openapi_extra=_UPLOAD_FORM, responses={
+    200: {"description": "The same audio was already on file"}, 413: {"description": "文件超过上传上限"},
+    503: {"description": "录音存储暂不可用（未保存，请重试）"}, 507: {"description": "服务器存储空间已满（未保存）"}})
 def upload(
     request: Request,
     response: Response,
@@ -34,33 +55,84 @@ def upload(
     database: CurrentDatabase,
     queue: Queue,
     user: Uploader,
-    file: Annotated[UploadFile, File(description="音频文件（WAV/MP3/…；通话录音为双声道）")],
-    layout: Annotated[Layout | None, Form(description="双声道排列：caller-left（默认）/agent-left/mono")] = None,
-    channel: Annotated[CaseChannel, Form(description="来源：来电/来访/调解/开庭/上传")] = CaseChannel.upload,
 ) -> RecordingCreated:
-    """Upload a recording; it is stored once per content (sha256) and queued for transcription."""
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > settings.max_upload_bytes + 1024 * 1024:
+    """Upload a recording (multipart form: ``file``, optional ``layout`` and ``channel``); it is stored once per
+    content (sha256) and queued for transcription.
+
+    The login and the permission are checked before any of the body is read, and a body over
+    HOTLINE_MAX_UPLOAD_MB is refused as it streams (app/uploads.py); the file goes straight from the request
+    into its staged file (no other copy on disk). A full disk gives 507, nothing half-stored."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_upload_bytes + FORM_SLACK:
         raise ApiError(413, "too_large", f"文件超过上传上限 {settings.max_upload_mb} MB")
     try:
-        with service.staged(settings, file.file) as staged:
+        with service.stage(settings) as into:
+            form = read_form(request.headers.get("content-type", ""), _body(request), file_field="file",
+                             sink=into.write)
+            layout, channel = _form_values(form)
+            staged = into.finish()
             result = service.ingest(
-                database=database, settings=settings, staged_file=staged, original_name=file.filename or "upload",
+                database=database, settings=settings, staged_file=staged, original_name=form.filename or "upload",
                 layout=layout or settings.default_layout, channel=channel, actor=f"user:{user.username}",
             )
+    except FormError as e:
+        raise ApiError(400, "bad_form", str(e)) from e
     except service.UploadTooLarge as e:
         raise ApiError(413, "too_large", str(e)) from e
     except AudioError as e:
         raise ApiError(422, e.code, str(e)) from e
+    except service.DeletedByRetention as e:
+        raise ApiError(409, "deleted_by_retention", str(e)) from e
     except storage.StorageUnavailable as e:  # nothing was put on record: the client sends it again later
         raise ApiError(503, "storage_unavailable", f"录音存储暂时无法访问，本次上传未保存，请稍后重试（{e}）",
                        retry_after=30) from e
+    except Exception as e:  # staging, sealing, storing or the row: a full disk is said as such
+        if not disk_full(e):
+            raise
+        log.error("upload by %s refused: disk full (%s)", user.username, e)
+        raise ApiError(507, "insufficient_storage", DISK_FULL) from e
     if result.duplicate:
         response.status_code = 200
     else:
         queue.enqueue_transcription(result.recording.id)
     read = RecordingRead.model_validate(result.recording).model_dump()
     return RecordingCreated.model_validate({**read, "duplicate": result.duplicate})
+
+
+def _body(request: Request) -> Iterator[bytes]:
+    """The request body as it arrives, read from this worker thread (the route is sync: staging, probing and
+    storing block). A client that goes away ends it with ``ClientDisconnect``."""
+    stream = request.stream()
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(stream)
+        except StopAsyncIteration:
+            return None
+
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk
+
+
+def _form_values(form: StreamedForm) -> tuple[Layout | None, CaseChannel]:
+    """``layout`` and ``channel`` checked as FastAPI would (422 ``invalid`` naming the field), the file required."""
+    errors: list[dict[str, Any]] = []
+    if form.filename is None:
+        errors.append({"type": "missing", "loc": ("body", "file"), "msg": "Field required"})
+    values: dict[str, Any] = {}
+    for name, adapter, default in (("layout", _LAYOUT, None), ("channel", _CHANNEL, CaseChannel.upload)):
+        raw = form.fields.get(name)
+        if raw in (None, ""):  # left out (or sent empty, which FastAPI's forms take as left out)
+            values[name] = default
+            continue
+        try:
+            values[name] = adapter.validate_python(raw)
+        except ValidationError as e:
+            errors.extend({**err, "loc": ("body", name, *err["loc"])} for err in e.errors(include_input=False))
+    if errors:
+        raise RequestValidationError(errors)
+    return values["layout"], values["channel"]
 
 
 def _recording(db: DbSession, recording_id: int) -> Recording:
@@ -86,6 +158,8 @@ def _audio_response(
     Streamed rather than redirected to a presigned URL: the store holds only ciphertext, and every read is
     audited under the user who made it (a presigned URL is a bearer link nobody can audit or take back)."""
     rec = _recording(db, recording_id)
+    if rec.deleted_at is not None:  # a tombstone (app/recordings/retention.py): the audio is gone for good
+        raise ApiError(410, "deleted_by_retention", retention.deleted_message(rec.deleted_at))
     span = ranges.parse(request.headers.get("range"), rec.size_bytes)
     if span is None:
         raise ApiError(416, "range_not_satisfiable", f"请求的范围超出录音大小（{rec.size_bytes} 字节）",

@@ -26,6 +26,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # In every login token (``ver``); raised by a password reset or change, a role change, a deactivation or a
+    # reactivation, which ends every token the user holds at once (app/auth/service.py)
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class UserRead(BaseModel):

@@ -1,19 +1,16 @@
-"""Users and their passwords (scrypt, from the standard library)."""
+"""Users and their passwords (argon2id, app/auth/passwords.py; the policy is checked on create, reset and
+change)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.auth import passwords
 from app.users.models import Role, User
-
-_N, _R, _P = 2**14, 8, 1
 
 
 class UserError(Exception):
@@ -28,19 +25,24 @@ class LastAdmin(UserError):
     code = "last_admin"
 
 
+class WeakPassword(UserError):
+    code = "weak_password"
+
+
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+    return passwords.hash_password(password)
 
 
 def check_password(password: str, stored: str) -> bool:
+    return passwords.verify(password, stored).ok
+
+
+def check_policy(password: str, *, username: str) -> None:
+    """Raise WeakPassword (a UserError; the message says why, in Chinese) unless the password is acceptable."""
     try:
-        _, n, r, p, salt, digest = stored.split("$")
-        candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    except ValueError:
-        return False
-    return hmac.compare_digest(candidate.hex(), digest)
+        passwords.check_policy(password, username=username)
+    except passwords.WeakPassword as e:
+        raise WeakPassword(str(e)) from e
 
 
 def get_by_name(*, db: Session, username: str) -> User | None:
@@ -51,8 +53,7 @@ def create(*, db: Session, username: str, role: Role, password: str, actor: str)
     username = username.strip()
     if not username or len(username) > 64:
         raise UserError("用户名不能为空，且不超过 64 个字符")
-    if len(password) < 8:
-        raise UserError("密码至少 8 位")
+    check_policy(password, username=username)
     if get_by_name(db=db, username=username):
         raise UserExists(f"用户 {username} 已存在")
     user = User(username=username, role=role.value, password_hash=hash_password(password))
@@ -63,15 +64,22 @@ def create(*, db: Session, username: str, role: Role, password: str, actor: str)
     return user
 
 
-def authenticate(*, db: Session, username: str, password: str) -> User | None:
-    """The user, or None; both outcomes are audited (login / failed login)."""
+def authenticate(*, db: Session, username: str, password: str, client: str = "local") -> User | None:
+    """The user, or None; both outcomes are audited (login / failed login). For logins inside this process
+    (the CLI); the API's login (app/auth/login.py) adds throttling and checks the password outside the
+    transaction. An unknown account costs the same hashing as a wrong password."""
     user = get_by_name(db=db, username=username)
-    if user is None or not user.active or not check_password(password, user.password_hash):
+    checked = passwords.verify(password, user.password_hash if user else None)
+    if user is None or not user.active or not checked.ok:
         audit.record(db=db, actor=f"user:{username[:64]}", action="auth.login_failed", subject_type="user",
-                     subject_id=user.id if user else "-", details={"username": username[:64]})
+                     subject_id=user.id if user else "-", details={"username": username[:64], "client": client})
         return None
+    details: dict[str, object] = {"client": client}
+    if checked.rehash:
+        user.password_hash = passwords.hash_password(password)
+        details["rehashed"] = "argon2id"
     audit.record(db=db, actor=f"user:{user.username}", action="auth.login", subject_type="user",
-                 subject_id=user.id, details={})
+                 subject_id=user.id, details=details)
     return user
 
 
@@ -109,13 +117,16 @@ def _active_admins(db: Session) -> int:
 
 def update(*, db: Session, user: User, change: UserChange, actor: str) -> User:
     """Change role, activation and/or password, each change audited with before and after (never the
-    password itself). The last active admin cannot be demoted or deactivated: nobody could manage users."""
-    if change.password is not None and len(change.password) < 8:
-        raise UserError("密码至少 8 位")
+    password itself); any of them ends every token the user holds (their token version goes up). The last
+    active admin cannot be demoted or deactivated: nobody could manage users."""
+    if change.password is not None:
+        check_policy(change.password, username=user.username)
     losing_admin = user.role == Role.admin.value and user.active and (
         (change.role is not None and change.role != Role.admin) or change.active is False)
     if losing_admin and _active_admins(db) <= 1:
         raise LastAdmin("不能降级或停用最后一个管理员账号")
+
+    before = (user.role, user.active)
 
     def log(action: str, details: dict[str, object]) -> None:
         audit.record(db=db, actor=actor, action=action, subject_type="user", subject_id=user.id,
@@ -131,5 +142,18 @@ def update(*, db: Session, user: User, change: UserChange, actor: str) -> User:
     if change.password is not None:
         user.password_hash = hash_password(change.password)
         log("user.password_reset", {})
+    if user.role != before[0] or user.active != before[1] or change.password is not None:
+        user.token_version += 1  # every token the user holds ends now (app/auth/service.py)
     db.flush()
     return user
+
+
+def change_password(*, db: Session, user: User, new_password: str) -> None:
+    """The user's own change (after checking the current password): policy, new hash, and every token of theirs
+    ends; audited as ``auth.password_changed``."""
+    check_policy(new_password, username=user.username)
+    user.password_hash = hash_password(new_password)
+    user.token_version += 1
+    audit.record(db=db, actor=f"user:{user.username}", action="auth.password_changed", subject_type="user",
+                 subject_id=user.id, details={"username": user.username})
+    db.flush()

@@ -22,13 +22,13 @@ Admin = Annotated[User, Depends(require(Permission.user_admin))]
 class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     role: Role
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(max_length=256, description="至少 10 位，不含用户名，不是常见密码")
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
     active: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=256, description="重置密码")
+    password: str | None = Field(default=None, max_length=256, description="重置密码（同样的密码规则）")
 
 
 def _user(db: DbSession, user_id: int) -> User:
@@ -64,7 +64,8 @@ def create_user(body: UserCreate, db: DbSession, admin: Admin) -> UserRead:
 @router.patch("/{user_id}")
 def update_user(user_id: int, body: UserUpdate, db: DbSession, admin: Admin) -> UserRead:
     """Change the role, deactivate (``active: false``: logins and existing tokens stop working at once) or
-    reactivate, or reset the password; each change audited with before and after."""
+    reactivate, or reset the password; each change audited with before and after, and each ends every token
+    the user holds (they log in again)."""
     user = _user(db, user_id)
     if user.id == admin.id and body.active is False:
         raise ApiError(409, "self_deactivation", "不能停用自己的账号")

@@ -14,14 +14,16 @@ What arrives and what we answer:
   Over the per-source rate: INVITE gets 503 with Retry-After, other requests are dropped.
 - Retransmitted requests are answered from their transaction, never processed twice.
 
-Media runs in ``telephony.media`` (another process); this module only tells it what to do. When a call
-ends, its legs are closed there first, then ``CallSink.finished`` files the call, on a worker thread so
+Media runs in ``telephony.media`` (another process); this module only tells it what to do, and hands it
+each call's data key (``SipOptions.keys``) with the call's streams, over their private control socket. When
+a call ends, its legs are closed there first, then ``CallSink.finished`` files the call, on a worker thread so
 the event loop keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -388,10 +390,14 @@ class UserAgentServer:
         is_siprec = meta is not None
         call_uuid = uuid.uuid4().hex
         folder = self.opts.calls_dir / call_uuid
-        folder.mkdir(parents=True)
         manifest = CallManifest(call_id=call_uuid, source="siprec" if is_siprec else "sip", external_id=msg.call_id,
                                 caller=calling_party(msg), called=uri_user(msg.get("to")) or uri_user(msg.uri),
                                 started_at=time.time(), owner=process_owner())
+        # the legs' data key (its wrap goes into call.json), before anything is on disk: a key that cannot
+        # be made (master key unreadable) refuses the call (500) rather than record it in clear
+        data_key = self.opts.keys(manifest) if self.opts.keys else None
+        key = base64.b64encode(data_key).decode() if data_key else None
+        folder.mkdir(parents=True)
         if meta is not None:  # the parties of the recorded call, not the recording client
             parties = meta.parties(self.opts.agent_pattern)
             manifest.caller, manifest.called = (caller_id(parties[r].aor) if r in parties else ""
@@ -412,7 +418,7 @@ class UserAgentServer:
             remote = None if m.on_hold or not m.connection else (m.connection, m.port)
             self.media.open(sock, stream_id=s.stream_id, call_id=call_uuid, role=s.role, folder=str(folder),
                             codecs={s.choice.codec: _law(s.choice)}, dtmf=s.choice.dtmf, remote=remote,
-                            t0=manifest.started_at, timeout=self.opts.rtp_timeout)
+                            t0=manifest.started_at, timeout=self.opts.rtp_timeout, key=key)
         self.filing.submit(self._safe, self.sink.started, manifest)
         return call
 

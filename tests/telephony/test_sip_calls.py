@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.recordings.models import Recording
 from telephony import g711
 from telephony.media import Greeting, load_greeting
+from tests.processes import stop
 from tests.telephony import sipp
-from tests.telephony.conftest import Adapter
+from tests.telephony.conftest import Adapter, start_adapter
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sipp.SIPP, reason="sipp (sip-tester) is not installed")]
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -325,3 +327,22 @@ def test_malformed_and_stray_messages_do_not_disturb_a_call(adapter: Adapter, tm
     call = adapter.wait_calls(before + 1)[before]
     sent = decoded(CALLER_6S)
     assert np.array_equal(aligned(adapter.audio(call.recording_id)[:, 0], sent)[: len(sent)], sent)  # type: ignore[arg-type]
+
+
+def test_with_encryption_off_the_legs_are_wavs_and_the_call_is_filed_in_clear(tmp_path: Path) -> None:
+    """HOTLINE_ENCRYPT_RECORDINGS=false: no data key, the legs recorded as WAVs (filing refuses a sealed leg
+    in a call without a key), the recording stored in clear; the default adapter above seals both."""
+    clear = start_adapter(tmp_path, HOTLINE_ENCRYPT_RECORDINGS="false")
+    try:
+        run_ok(sipp.call_scenario(audio=CALLER_6S, seconds=3, caller="13700000009"), tmp_path, clear)
+        call = clear.wait_calls(1)[0]
+        assert (call.status, call.caller) == ("ended", "13700000009") and call.recording_id, call.error
+        with clear.database.session() as db:
+            rec = db.get(Recording, call.recording_id)
+            assert rec is not None and not rec.encrypted
+        sent = decoded(CALLER_6S)
+        got = aligned(clear.audio(call.recording_id)[:, 0], sent)
+        assert len(got) > 2 * 8000 and np.array_equal(got, sent[: len(got)])
+    finally:
+        stop(clear.proc)
+        clear.database.dispose()

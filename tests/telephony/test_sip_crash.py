@@ -1,5 +1,5 @@
 """A `kill -9` of the whole adapter mid-call loses at most the last second: the next start files the call
-from the leg files on disk."""
+from the leg files on disk, which hold no audio in clear (sealed under the call's key, the default)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from telephony.recorder import CallManifest
 from tests.processes import stop, wait_for
 from tests.telephony import sipp
 from tests.telephony.conftest import start_adapter
@@ -30,7 +31,7 @@ def test_kill_9_mid_call_then_restart_files_the_call(tmp_path: Path, db_url: str
                                "-nostdin", "-timeout", "30s"],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: list((adapter.settings.calls_dir / "sip").glob("*/caller.wav")), 15, "the call's audio")
+        wait_for(lambda: list((adapter.settings.calls_dir / "sip").glob("*/caller.sealed")), 15, "the call's audio")
         time.sleep(4)
         os.killpg(adapter.proc.pid, signal.SIGKILL)  # the SIP process, the media engine and the filer
         adapter.proc.wait()
@@ -39,6 +40,13 @@ def test_kill_9_mid_call_then_restart_files_the_call(tmp_path: Path, db_url: str
         caller.kill()
         caller.wait()
     assert [c.status for c in adapter.calls()] == ["active"]  # on record as in progress when the power went
+    # what the intruder who takes the disk now finds: the legs sealed, none of the caller's audio in clear
+    (folder,) = (adapter.settings.calls_dir / "sip").iterdir()
+    assert not list(folder.glob("*.wav")) and CallManifest.load(folder).wrapped_key
+    on_disk = (folder / "caller.sealed").read_bytes()
+    clear = decoded(CALLER_6S).tobytes()
+    assert len(on_disk) > 3 * 16000  # seconds of it were flushed
+    assert not any(clear[i:i + 32] in on_disk for i in range(0, 4 * 16000, 32))
     time.sleep(0.5)
     restarted = start_adapter(tmp_path, db_url)
     try:

@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import threading
+import time
 import wave
 from collections import Counter
 from collections.abc import Iterator
@@ -25,16 +26,19 @@ from scipy.signal import resample_poly
 from starlette.testclient import WebSocketTestSession
 
 from app.audit.models import AuditEvent
+from app.calls.flows import leg_key
 from app.calls.media_views import media_streams
 from app.calls.models import Call
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
+from app.main import create_app
 from app.recordings import files
 from app.recordings.models import Recording
 from app.users.models import Role
-from telephony import g711
+from telephony import g711, sealed
 from telephony.frames import AudioChunk, Frame
+from telephony.recorder import CallManifest
 from telephony.ws import (
     Downsampler,
     ForkParams,
@@ -260,6 +264,81 @@ def test_abrupt_disconnect_without_stop_still_files_the_call(
     assert audio[:, 0].tobytes() == _ulaw_pcm(CALLER_ULAW[:25 * CHUNK]).tobytes()
     assert audio[:, 1].tobytes() == _ulaw_pcm(AGENT_ULAW[:25 * CHUNK]).tobytes()
     assert queue.huey.pending_count() == 1
+
+
+def _call_folder(settings: Settings) -> Path:
+    folders = list((settings.calls_dir / "ws").iterdir())
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def test_legs_are_sealed_on_disk_while_the_call_is_in_progress(
+    client: TestClient, settings: Settings, database: Database, heard: Heard
+) -> None:
+    """Encryption at rest is on by default: while the call runs, each leg's file holds ciphertext only, and
+    what was flushed reads back with the key wrapped in call.json (as recovery after a crash would)."""
+    caller, agent = CALLER_ULAW[:50 * CHUNK], AGENT_ULAW[:30 * CHUNK]
+    pcm = _ulaw_pcm(caller).tobytes()
+    with client.websocket_connect(twilio_url(settings.media_secret)) as ws:
+        ws.send_text(tw_start({"caller": "13900000009"}))
+        for i in range(50):
+            ws.send_text(tw_media("inbound", 20 * i, caller[i * CHUNK:(i + 1) * CHUNK], i))
+            if i < 30:
+                ws.send_text(tw_media("outbound", 20 * i, agent[i * CHUNK:(i + 1) * CHUNK], i))
+        heard.wait(caller=50 * CHUNK, agent=30 * CHUNK)
+        folder = _call_folder(settings)
+        manifest = CallManifest.load(folder)
+        assert manifest.key_id == files.keyring(settings).current_id and manifest.wrapped_key
+        key = leg_key(settings, manifest)
+        assert key is not None and base64.b64encode(key).decode() not in (folder / "call.json").read_text()
+
+        def flushed() -> bool:  # the connection's ticker flushes the legs once a second
+            got = sealed.read(folder / "caller.sealed", data_key=key, call_id=manifest.call_id, leg="caller")
+            return got.pcm == pcm
+
+        deadline = time.monotonic() + 10
+        while not flushed():
+            assert time.monotonic() < deadline, "the caller's leg was not flushed within 10 s"
+            time.sleep(0.1)
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "agent.offset", "agent.sealed", "call.json", "caller.offset", "caller.sealed"]
+        for leg, sent in (("caller", pcm), ("agent", _ulaw_pcm(agent).tobytes())):
+            on_disk = (folder / f"{leg}.sealed").read_bytes()
+            assert not any(sent[i:i + 32] in on_disk for i in range(0, len(sent), 32)), f"{leg} in clear"
+        ws.send_text(tw("stop"))
+        assert _closed(ws)[0] == 1000
+    call, audio, _rate = _filed(settings, database)
+    assert audio[:, 0].tobytes() == pcm
+    assert audio[:len(agent), 1].tobytes() == _ulaw_pcm(agent).tobytes()
+    assert not list((settings.data_dir / "tmp").glob("upload-*")), "the staged mix is removed once filed"
+    with database.session() as db:
+        rec = db.get(Recording, call.recording_id)
+        assert rec is not None and rec.encrypted
+
+
+def test_with_encryption_off_legs_are_wavs_and_the_recording_is_in_clear(
+    settings: Settings, database: Database, queue: JobQueue
+) -> None:
+    clear = settings.model_copy(update={"encrypt_recordings": False})
+    caller = CALLER_ULAW[:20 * CHUNK]
+    with TestClient(create_app(clear, queue=queue, database=database)) as c, \
+            c.websocket_connect(twilio_url(clear.media_secret)) as ws:
+        ws.send_text(tw_start({"caller": "13900000010"}, tracks=("inbound",)))
+        for i in range(20):
+            ws.send_text(tw_media("inbound", 20 * i, caller[i * CHUNK:(i + 1) * CHUNK], i))
+        deadline = time.monotonic() + 10
+        while not list((clear.calls_dir / "ws").glob("*/caller.wav")):
+            assert time.monotonic() < deadline, "no caller.wav"
+            time.sleep(0.05)
+        folder = _call_folder(clear)
+        assert CallManifest.load(folder).wrapped_key is None and not list(folder.glob("*.sealed"))
+        ws.send_text(tw("stop"))
+        assert _closed(ws)[0] == 1000
+    call, audio, _rate = _filed(clear, database)
+    assert audio[:, 0].tobytes() == _ulaw_pcm(caller).tobytes()
+    with database.session() as db:
+        rec = db.get(Recording, call.recording_id)
+        assert rec is not None and not rec.encrypted
 
 
 def test_twilio_media_format_other_than_mulaw_8k_is_refused(client: TestClient, settings: Settings,

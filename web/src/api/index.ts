@@ -6,12 +6,25 @@ import type {
 
 const V1 = '/api/v1'
 
+export interface TokenResponse {
+  access_token: string
+  /** seconds the token is valid */
+  expires_in?: number
+  /** seconds without use after which the server ends the session (0: never) */
+  idle_timeout_s?: number
+  user?: User
+}
+
 export const api = {
   login: (username: string, password: string) =>
-    request<{ access_token: string; user?: User }>(`${V1}/auth/token`, {
+    request<TokenResponse>(`${V1}/auth/token`, {
       method: 'POST', form: { username, password }, session: false,
     }),
   me: () => request<User>(`${V1}/auth/me`),
+  /** a new token for this session (while its user is active) */
+  refresh: () => request<TokenResponse>(`${V1}/auth/refresh`, { method: 'POST' }),
+  /** end this session on the server: the token is refused from then on */
+  logout: () => request<void>(`${V1}/auth/logout`, { method: 'POST', session: false }),
 
   cases: (query: Query) => request<Page<CaseSummary>>(`${V1}/cases`, { query }),
   caseDetail: (id: number) => request<CaseDetail>(`${V1}/cases/${id}`),

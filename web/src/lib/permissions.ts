@@ -7,12 +7,13 @@ export type Permission =
   | 'audit:read' | 'user:admin' | 'phone:unmasked' | 'id:unmasked' | 'case:update' | 'case:escalate'
   | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin' | 'enterprise:rate'
   | 'warning:read' | 'warning:handle' | 'warning:admin' | 'report:read' | 'ledger:read' | 'clue:edit'
+  | 'case:hold'
 
 const ALL: Permission[] = [
   'case:read', 'recording:upload', 'recording:play', 'recording:download', 'transcript:read', 'search',
   'audit:read', 'user:admin', 'phone:unmasked', 'id:unmasked', 'case:update', 'case:escalate', 'stats:read',
   'taxonomy:admin', 'enterprise:read', 'enterprise:admin', 'enterprise:rate', 'warning:read', 'warning:handle',
-  'warning:admin', 'report:read', 'ledger:read', 'clue:edit',
+  'warning:admin', 'report:read', 'ledger:read', 'clue:edit', 'case:hold',
 ]
 
 export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
@@ -21,7 +22,7 @@ export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
   mediator: new Set<Permission>(['case:read', 'recording:upload', 'recording:play', 'recording:download',
     'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update', 'enterprise:read']),
   manager: new Set<Permission>(['case:read', 'recording:play', 'recording:download', 'transcript:read', 'search',
-    'audit:read', 'case:update', 'case:escalate', 'stats:read', 'enterprise:read', 'enterprise:rate',
+    'audit:read', 'case:update', 'case:escalate', 'case:hold', 'stats:read', 'enterprise:read', 'enterprise:rate',
     'warning:read', 'warning:handle', 'report:read', 'ledger:read', 'clue:edit']),
   admin: new Set<Permission>(ALL),
 }

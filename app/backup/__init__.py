@@ -1,0 +1,1 @@
+"""Backups that restore: ``hotline backup DIR`` and ``hotline restore DIR`` (see service.py)."""
