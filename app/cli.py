@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from app.config import Settings
 from app.db import Database
 from app.recordings.models import CaseChannel
+from app.supervisor import ChildSpec, Supervisor
 from app.users.models import Role
 from asr.types import Layout
 
@@ -149,7 +151,8 @@ def serve(
 ) -> None:
     """Start everything on this machine: API and web on HOTLINE_HTTP_PORT, and the transcription worker.
 
-    Ctrl-C (or SIGTERM) stops all of it."""
+    A child that dies (worker, SIP adapter, live transcription) is started again, after 1 s, then twice as
+    long each time it dies again quickly (up to 60 s). Ctrl-C (or SIGTERM) stops all of it."""
     import uvicorn
 
     from app.main import create_app
@@ -163,29 +166,61 @@ def serve(
         _bootstrap_admin(settings, database)
         _recover_media_streams(settings, database)
     n = 0 if no_worker else settings.worker_concurrency if workers < 0 else workers
-    children = []
-    parent = ["--parent-pid", str(os.getpid())]
-    if n > 0:
-        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--concurrency", str(n), *parent]))
-    if settings.sip_enabled:  # `hotline sip` starts `hotline live` itself
-        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "sip", *parent]))
-    elif settings.live_enabled:  # WebSocket media and browser capture only: they are transcribed live too
-        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "live", *parent]))
+    supervisor = Supervisor(_children(settings, n))
+    app_ = create_app(settings)
+    app_.state.supervisor = supervisor  # GET /api/v1/health reports each child
+    # uvicorn stops on SIGINT/SIGTERM, then raises the signal again: KeyboardInterrupt, or _Stopped here (not the
+    # default action, which would end this process before its children are stopped)
+    signal.signal(signal.SIGTERM, _stopped)
+    supervisor.start()
     try:
         # log_config=None: uvicorn's access and error logs go through our handler (app/logs.py: no tokens from
         # WebSocket URLs, no search terms); no `server` banner; HTTPS when HOTLINE_TLS_CERT_FILE/_KEY_FILE are set
-        uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info",
-                    log_config=None, server_header=False, ssl_certfile=cert, ssl_keyfile=key)
+        config = uvicorn.Config(app_, host=settings.http_host, port=settings.http_port, log_level="info",
+                                log_config=None, server_header=False, ssl_certfile=cert, ssl_keyfile=key)
+        server = _server(config, supervisor)
+        with contextlib.suppress(KeyboardInterrupt, _Stopped):
+            server.run()
+        if not server.started and not supervisor.stopping:  # e.g. the port is taken (as uvicorn.run does)
+            raise typer.Exit(3)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        signal.signal(signal.SIGTERM, lambda *_: None)  # a second one while the children are being stopped
+        supervisor.stop(timeout=15)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def _server(config: Any, supervisor: Supervisor) -> Any:
+    """uvicorn's server, which also stops the children's restarts the moment SIGINT/SIGTERM arrives (a Ctrl-C
+    reaches the children too: their exit then is not a crash)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            supervisor.halt()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+def _children(settings: Settings, worker_threads: int) -> list[ChildSpec]:
+    """What `hotline serve` runs beside the API, each kept running (app/supervisor.py)."""
+    parent = ["--parent-pid", str(os.getpid())]
+    cli = [sys.executable, "-m", "app.cli"]
+    children = []
+    if worker_threads > 0:
+        children.append(ChildSpec("worker", [*cli, "worker", "--concurrency", str(worker_threads), *parent]))
+    if settings.sip_enabled:  # `hotline sip` starts `hotline live` itself
+        children.append(ChildSpec("sip", [*cli, "sip", *parent]))
+    elif settings.live_enabled:  # WebSocket media and browser capture only: they are transcribed live too
+        children.append(ChildSpec("live", [*cli, "live", *parent]))
+    return children
 
 
 def _tls_files(settings: Settings) -> tuple[str | None, str | None]:

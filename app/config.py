@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     sip_allowed_sources: list[str] = list(PRIVATE_NETWORKS)  # JSON list of CIDRs; others get 403
     sip_rate_limit: float = 200.0  # SIP requests per second per source address
     sip_max_calls: int = 2000
+    # SIP over TCP: a connection with no message (nor CRLF keep-alive) this long and no call on it is closed; a
+    # vanished peer's connection is found by TCP keep-alive (first probe after sip_tcp_keepalive_s of silence)
+    sip_tcp_idle_s: float = 120.0
+    sip_tcp_keepalive_s: float = 30.0
+    sip_tcp_max_per_source: int = 100  # open TCP connections from one address; more are closed at once
     sip_auth_user: str = ""  # digest authentication for INVITE when set
     sip_auth_password: str = ""
     sip_agent_pattern: str = r"\d{3,6}"  # SIPREC: participants whose number matches are agents
@@ -104,6 +109,11 @@ class Settings(BaseSettings):
     job_retries: int = 3
     job_retry_delay_s: int = 10
     job_lease_s: int = 120  # plus the recording's duration: after that a claimed job counts as abandoned
+    worker_heartbeat_s: float = 10.0  # each worker says it is alive this often (app/heartbeats.py)
+    # GET /api/v1/health (app/health.py): a part not up for this long (a worker restarting and loading its model,
+    # the SIP adapter restarting) makes it answer 503; data dir free space under health_min_free_mb too
+    health_grace_s: float = 30.0
+    health_min_free_mb: int = 500
     group_case_workers: int = 10  # 群体性: a case involving at least this many workers is flagged
 
     # Case SLA clocks (from 受理 = accepted_at) and reminders (`hotline sla sweep`, every minute in the worker)

@@ -136,6 +136,13 @@ class JobQueue:
 
     def run_worker(self, *, workers: int) -> None:
         """Consume jobs until SIGINT (finish current jobs) or SIGTERM (stop now; the sweep recovers)."""
+        from app.heartbeats import Beating
+
         self.sweep()
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
-        consumer.run()
+        beating = Beating(self.settings, flows.worker_id())  # counted as a live worker (GET /api/v1/health)
+        beating.start()
+        try:
+            consumer.run()
+        finally:
+            beating.stop()

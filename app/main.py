@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
+from app import health
 from app.audit import views as audit_views
 from app.auth import views as auth_views
 from app.auth.masking import MaskingMiddleware
@@ -109,9 +110,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
                    enterprise_views, warning_views, export_views, clue_views, report_views):
         app.include_router(module.router)
 
-    @app.get("/api/v1/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router)  # public: each part up/down (app/health.py)
 
     web = WEB_DIR / "dist" if (WEB_DIR / "dist" / "index.html").exists() else WEB_DIR / "static"
     if (web / "index.html").exists():

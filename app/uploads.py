@@ -280,7 +280,7 @@ def read_form(content_type: str, chunks: Iterable[bytes], *, file_field: str, si
         nonlocal ended
         ended = True
 
-    parser = MultipartParser(options[b"boundary"], {  # type: ignore[arg-type]
+    parser = MultipartParser(options[b"boundary"], {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
         "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_headers_finished": on_headers_finished, "on_end": on_end})

@@ -27,6 +27,13 @@ class SipOptions:
     rate_limit: float = 200.0  # requests per second per source address (token bucket)
     rate_burst: float = 400.0
     max_calls: int = 2000
+    # TCP (RFC 3261 §18, RFC 5626 practice): a connection with no message and no CRLF keep-alive for this long,
+    # and no call on it, is closed; a connection carrying a call is kept, and a peer that vanished (half-open
+    # connection) is found by TCP keep-alive probes: the first after ``tcp_keepalive`` s of silence, then every
+    # third of that, three times, and the connection is closed when none is answered
+    tcp_idle_timeout: float = 120.0
+    tcp_keepalive: float = 30.0
+    tcp_max_per_source: int = 100  # open TCP connections from one address; more are closed at once
     auth_user: str = ""  # digest authentication for INVITE when set
     auth_password: str = ""
     realm: str = "12351"

@@ -21,7 +21,6 @@ stays on disk, and the caller decides whether to end the stream (the web endpoin
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 import uuid
@@ -476,7 +475,7 @@ def _start(msg: dict[str, Any], body: dict[str, Any]) -> TwilioEvent:
     tracks = body.get("tracks", ["inbound"])
     if not isinstance(params, dict) or not isinstance(tracks, list):
         raise MediaError("start: customParameters must be an object and tracks a list")
-    unknown = [t for t in tracks if t not in TWILIO_TRACKS]
+    unknown = [t for t in tracks if not isinstance(t, str) or t not in TWILIO_TRACKS]
     if unknown:
         raise MediaError(f"start: unknown track {unknown[0]!r}")
     return TwilioStart(str(body.get("streamSid") or msg.get("streamSid", "")), str(body.get("callSid", "")),
@@ -486,14 +485,14 @@ def _start(msg: dict[str, Any], body: dict[str, Any]) -> TwilioEvent:
 
 def _media(_msg: dict[str, Any], body: dict[str, Any]) -> TwilioEvent:
     track = body.get("track", "inbound")
-    if track not in TWILIO_TRACKS:
+    if not isinstance(track, str) or track not in TWILIO_TRACKS:  # a list or object is unhashable
         raise MediaError(f"media: unknown track {track!r}")
     payload = body.get("payload")
     if not isinstance(payload, str):
         raise MediaError("media: payload must be a base64 string")
     try:
         audio = base64.b64decode(payload, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or a string that is not ASCII
         raise MediaError(f"media: payload is not valid base64 ({e})") from e
     return TwilioMedia(TWILIO_TRACKS[track], _int(body.get("chunk", 0), "chunk"),
                        _int(body.get("timestamp"), "timestamp"), audio)
@@ -576,7 +575,8 @@ class TwilioStream:
 def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        json.dumps(value, ensure_ascii=False).encode()  # a lone surrogate ("\ud800") could never be saved
+    except (ValueError, RecursionError) as e:  # also: an int of over 4300 digits, nesting too deep
         raise MediaError(f"{what} is not valid JSON ({e})") from e
     if not isinstance(value, dict):
         raise MediaError(f"{what} must be a JSON object, not {type(value).__name__}")
@@ -584,10 +584,10 @@ def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
 
 
 def _int(value: Any, name: str) -> int:
-    """A non-negative integer given as a number or a string of digits (Twilio sends strings)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A non-negative integer below 2**53 given as a number or a string of digits (Twilio sends strings)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20 and int(value) < 2**53:
         return int(value)
     raise MediaError(f"{name} must be a non-negative integer, not {value!r}")
 

@@ -149,6 +149,29 @@ def test_an_undeclared_body_is_cut_off_once_past_the_limit(
     assert r.status_code == 413 and imports.pulled <= 20 * MB + 256 * 1024
 
 
+def test_an_upload_the_client_abandons_leaves_nothing_behind(
+    client: TestClient, settings: Settings, database: Database, agent: dict
+) -> None:
+    incoming = [{"type": "http.request", "body": _file_part(), "more_body": True},
+                {"type": "http.request", "body": b"\0" * 100_000, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"host", b"testserver"), (b"authorization", agent["Authorization"].encode()),
+               (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/v1/recordings", "raw_path": b"/api/v1/recordings", "root_path": "", "query_string": b"",
+             "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400 and b"upload_interrupted" in sent[1]["body"]
+    assert _stored(settings, database) == (0, [], [])
+
+
 def test_an_upload_streams_into_one_staged_file_and_keeps_its_form(
     client: TestClient, settings: Settings, database: Database, agent: dict
 ) -> None:
@@ -249,8 +272,9 @@ def test_a_full_staging_disk_gives_507_and_loses_nothing(
         subprocess.run(["umount", str(tmp)], check=True)
     rows, stored, staged = _stored(settings, database)
     assert (rows, len(stored), staged) == (1, 1, [])
-    played = client.get(f"/api/v1/recordings/{first.json()['id']}/audio", headers=agent)
-    assert played.status_code == 200 and played.content == CALL.read_bytes()  # what was on file is intact
+    with database.session() as db:  # what was on file is intact
+        rec = db.get(Recording, first.json()["id"])
+        assert rec is not None and b"".join(files.read(settings, rec)) == CALL.read_bytes()
 
 
 @pytest.mark.parametrize("where", ["staging", "sealing", "database"])

@@ -157,7 +157,8 @@ def test_the_audio_of_a_deleted_recording_answers_410(
     r = client.get(f"/api/v1/recordings/{gone}/audio", headers=agent_auth)
     assert r.status_code == 410 and r.json()["code"] == "deleted_by_retention"
     assert r.json()["detail"] == f"录音已按保存期限删除（{day}）"
-    assert client.get(f"/api/v1/recordings/{there}/audio", headers=agent_auth).status_code == 200
+    kept_audio = client.get(f"/api/v1/recordings/{there}/audio", headers={**agent_auth, "Range": "bytes=0-"})
+    assert kept_audio.status_code == 206
     meta = client.get(f"/api/v1/recordings/{gone}", headers=agent_auth).json()
     assert meta["deleted_at"] is not None and meta["sha256"] == _row(database, gone).sha256
 

@@ -118,6 +118,9 @@ def test_the_matrix_gives_each_role_what_its_work_needs() -> None:
     # legal hold (保全) keeps recordings past their retention period: managers and admins only
     assert Permission.case_hold in MATRIX[Role.manager]
     assert Permission.case_hold not in MATRIX[Role.agent] | MATRIX[Role.mediator]
+    # agents and mediators change the cases they hold (and the pool's); managers any case (app/cases/access.py)
+    assert Permission.case_any in MATRIX[Role.manager]
+    assert Permission.case_any not in MATRIX[Role.agent] | MATRIX[Role.mediator]
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -58,7 +58,8 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(client: TestCl
     seen = 0
     for current in CaseStatus:
         for target in CaseStatus:
-            _set(database, case_id, status=current.value, first_feedback_at=T0, closed_at=None)
+            _set(database, case_id, status=current.value, first_feedback_at=T0, closed_at=None,
+                 assignee="zhang")  # the agent's own case (who may change it: test_object_authorization.py)
             r = client.post(f"/api/v1/cases/{case_id}/transitions", headers=agent,
                             json={"to": target.value, "unit": "市南区劳动监察大队", "note": "测试"})
             if (current, target) in VALID:
@@ -125,7 +126,7 @@ def test_full_path_needs_first_feedback_before_closing(client: TestClient, datab
 
 
 def test_reassignment_and_sending_back(client: TestClient, database: Database, agent: dict[str, str],
-                                       mediator: dict[str, str]) -> None:
+                                       mediator: dict[str, str], manager: dict[str, str]) -> None:
     case_id = file_transcript(database, WAGES)
     url = f"/api/v1/cases/{case_id}/transitions"
     client.post(url, headers=agent, json={"to": "转办", "unit": "市南区劳动监察大队", "assignee": "li"})
@@ -133,8 +134,12 @@ def test_reassignment_and_sending_back(client: TestClient, database: Database, a
     r = client.post(url, headers=mediator, json={"to": "转办", "unit": "市北区劳动监察大队", "note": "不属本辖区"})
     assert r.status_code == 200
     assert (r.json()["unit"], r.json()["assignee"]) == ("市北区劳动监察大队", None)  # the new unit names its own
-    r = client.post(url, headers=agent, json={"to": "受理", "note": "退回"})
+    # nobody holds it now: the agent who took the call no longer changes it; a manager sends it back
+    assert client.post(url, headers=agent, json={"to": "受理", "note": "退回"}).status_code == 403
+    r = client.post(url, headers=manager, json={"to": "受理", "note": "退回"})
     assert (r.json()["status"], r.json()["unit"], r.json()["assignee"]) == ("受理", None, None)
+    # back in the hotline's pool: any agent may work it again
+    assert client.post(url, headers=agent, json={"to": "办理"}).json()["assignee"] == "zhang"  # taken
 
 
 # --- escalation and permissions ----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ What is recorded (actor, action, subject, time, details), each in the same trans
 - retention and backups: recording.deleted_by_retention (sha256, size, channel, case number), retention.swept,
   backup.restored;
 - access: auth.login, auth.login_failed, auth.login_throttled (each with the client address), auth.logout,
-  auth.password_changed, auth.password_change_failed, auth.password_change_throttled, auth.denied (403: a role without the permission, HTTP or WebSocket),
+  auth.password_changed, auth.password_change_failed, auth.password_change_throttled, auth.denied (403: a role
+  without the permission, HTTP or WebSocket),
   auth.token_rejected (401 for a token that was presented and refused: forged, expired, or of a deactivated
   account; a request with no token at all is only asked to log in and not recorded: browsers and probes send
   those all day and they reveal nothing).

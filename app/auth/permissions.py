@@ -22,6 +22,9 @@ class Permission(StrEnum):
     phone_unmasked = "phone:unmasked"  # callers' full numbers; without it they are shown as mask_phone()
     id_unmasked = "id:unmasked"  # full ID card numbers (身份证号) said in transcripts; else masked
     case_update = "case:update"  # confirm or change a case's fields, move it along the workflow
+    # ... of any case, whoever holds it: take over, reassign, close. Without it, case:update reaches the cases
+    # one holds (assignee) and those in the hotline's pool (受理, held by nobody): app/cases/access.py
+    case_any = "case:any"
     case_escalate = "case:escalate"  # 督办: escalate a case, change its difficulty and deadlines
     case_hold = "case:hold"  # 保全: put a case in dispute on legal hold (retention keeps its recording) or lift it
     stats_read = "stats:read"  # statistics, warnings and reports for managers
@@ -54,8 +57,8 @@ MATRIX: dict[Role, frozenset[Permission]] = {
     Role.manager: frozenset(
         {Permission.case_read, Permission.recording_play, Permission.recording_download,
          Permission.transcript_read, Permission.search, Permission.audit_read, Permission.case_update,
-         Permission.case_escalate, Permission.case_hold, Permission.stats_read, Permission.enterprise_read,
-         Permission.enterprise_rate,
+         Permission.case_any, Permission.case_escalate, Permission.case_hold, Permission.stats_read,
+         Permission.enterprise_read, Permission.enterprise_rate,
          Permission.warning_read, Permission.warning_handle, Permission.ledger_read, Permission.clue_edit,
          Permission.report_read}
     ),
@@ -98,15 +101,24 @@ _DIGITS = {**{str(d): str(d) for d in range(10)}, **{chr(0xFF10 + d): str(d) for
            "零": "0", "〇": "0", "洞": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4",
            "五": "5", "六": "6", "七": "7", "拐": "7", "八": "8", "九": "9", "勾": "9"}
 _ID_CHECK = {"X": "X", "x": "X", "Ｘ": "X", "叉": "X"}  # the last character of an ID number may be X
-# Between the digits of one number people (and ASR) put spaces, dashes, commas; search highlighting puts <mark>.
-_SEP = r"(?:[ \t\u3000\-－—–,，、.·]|</?mark>){0,3}"
+# Between the digits of one number people (and ASR) put spaces, dashes, dots, commas (and say 杠 for a dash);
+# search highlighting puts <mark>.
+_SEP = r"(?:[ \t\u00a0\u3000\-－—–‐‑,，、.·杠]|</?mark>){0,3}"
 _D = "[0-9]"
 _EDGE_BEFORE = r"(?<![0-9])"  # a number stuck to more digits is some other number
-_EDGE_AFTER = r"(?![0-9])"
+_EDGE_AFTER = r"(?![0-9])(?![ \t]*(?:元|块钱))"  # …nor is one followed by 元: 13,800,000,000元 is an amount
+_OPEN, _CLOSE = r"[(（]", r"[)）]"  # (0532)8888 6666, （0532）8888-6666, (+86)138…
 _ID = re.compile(rf"{_EDGE_BEFORE}(?P<id>[1-9](?:{_SEP}{_D}){{16}}{_SEP}[0-9X]){_EDGE_AFTER}")
+# China's country code before a number: +86, ＋86, 0086, (+86); it stays shown in front of a masked number.
+_COUNTRY = rf"(?:{_OPEN}{_SEP})?(?:[+＋]|00){_SEP}8{_SEP}6(?:{_SEP}{_CLOSE})?{_SEP}"
+_LOCAL = rf"{_D}(?:{_SEP}{_D}){{6,7}}"  # a landline's own 7 or 8 digits
 _PHONE = re.compile(
-    rf"{_EDGE_BEFORE}(?:(?:\+|00){_SEP}8{_SEP}6{_SEP})?(?P<mobile>1{_SEP}[3-9](?:{_SEP}{_D}){{9}}){_EDGE_AFTER}"
-    rf"|{_EDGE_BEFORE}(?P<landline>0{_SEP}[1-9](?:{_SEP}{_D}){{8,10}}){_EDGE_AFTER}"  # with area code: 0532-8888 6666
+    rf"{_EDGE_BEFORE}(?:{_COUNTRY})?(?P<mobile>1{_SEP}[3-9](?:{_SEP}{_D}){{9}}){_EDGE_AFTER}"
+    # with its area code (3 or 4 digits with the 0), in brackets or not: 0532-88886666, (0532)8888 6666
+    rf"|{_EDGE_BEFORE}(?P<landline>(?:{_OPEN}{_SEP})?0{_SEP}[1-9](?:{_SEP}{_D}){{1,2}}(?:{_SEP}{_CLOSE})?{_SEP}"
+    rf"{_LOCAL}){_EDGE_AFTER}"
+    # dialled from abroad, the area code without its 0: +86 532 8888 6666
+    rf"|{_COUNTRY}(?P<abroad>[1-9](?:{_SEP}{_D}){{1,2}}(?:{_SEP}{_CLOSE})?{_SEP}{_LOCAL}){_EDGE_AFTER}"
 )
 PHONE_KEYS = frozenset({"caller", "caller_phone", "phone", "phone_number", "callback_phone"})
 WORDS_KEY = "words"  # a segment's timed words, [[start, end, text], …]: masked as the text they make together
@@ -147,6 +159,34 @@ def mask_id(number: str) -> str:
     return "".join(_star(number, plain, 0, len(number), keep_head=3, keep_tail=4))
 
 
+PHONE, ID = "phone", "id"  # the kinds of personal number masked
+
+
+@dataclass(frozen=True)
+class NumberSpan:
+    """Where one phone or ID card number stands in a text: ``text[start:end]``, the part that is masked (a
+    phone number's +86 in front is not), its digits as written (138 1234 5678) or read out (幺三八…)."""
+
+    start: int
+    end: int
+    kind: str  # PHONE or ID
+
+
+def number_spans(text: str) -> list[NumberSpan]:
+    """The phone and ID card numbers in ``text``, in order: what masking hides from users who may not see them
+    (``Masking.text``) and what search keeps their queries from matching (app/search/tokenize.py)."""
+    if len(_ONE_DIGIT.findall(text)) < 10:  # a quick look: no phone or ID number has fewer digits
+        return []
+    plain = _plain(text)
+    ids = [NumberSpan(*m.span(), ID) for m in _ID.finditer(plain)]  # first: an ID number is never a phone's
+    phones = []
+    for m in _PHONE.finditer(plain):
+        start, end = m.span(next(g for g in ("mobile", "landline", "abroad") if m.group(g)))
+        if not any(s.start < end and start < s.end for s in ids):
+            phones.append(NumberSpan(start, end, PHONE))
+    return sorted(ids + phones, key=lambda s: s.start)
+
+
 @dataclass(frozen=True)
 class Masking:
     """What one user must not see in full: phone numbers and/or ID card numbers."""
@@ -162,24 +202,21 @@ class Masking:
     def active(self) -> bool:
         return self.phones or self.ids
 
+    def hides(self, kind: str) -> bool:
+        """Whether this user sees numbers of ``kind`` (``NumberSpan.kind``) masked."""
+        return self.phones if kind == PHONE else self.ids if kind == ID else False
+
     def text(self, text: str) -> str:
         """``text`` with the numbers this user may not see masked (same length: offsets stay valid)."""
         if not self.active or not text:
             return text
-        if len(_ONE_DIGIT.findall(text)) < 10:  # a quick look: no phone or ID number has fewer digits
+        spans = [s for s in number_spans(text) if self.hides(s.kind)]
+        if not spans:
             return text
         plain = _plain(text)
         out = list(text)
-        taken: list[tuple[int, int]] = []
-        for m in _ID.finditer(plain):  # found first, so an ID number is never taken for a phone number
-            taken.append(m.span())
-            if self.ids:
-                out[m.start():m.end()] = _star(text, plain, *m.span(), keep_head=3, keep_tail=4)
-        if self.phones:
-            for m in _PHONE.finditer(plain):
-                start, end = m.span("mobile") if m.group("mobile") else m.span("landline")
-                if not any(s < end and start < e for s, e in taken):  # +86 stays in front, as in mask_phone
-                    out[start:end] = _star(text, plain, start, end, keep_head=3, keep_tail=4)
+        for s in spans:
+            out[s.start:s.end] = _star(text, plain, s.start, s.end, keep_head=3, keep_tail=4)
         return "".join(out)
 
     def phone(self, number: str) -> str:

@@ -1112,10 +1112,26 @@ def measure_storage_path(cluster: Cluster, opts: ClusterOptions, reps: int = 12)
     return StoragePath(reps, med[False, "put"], med[True, "put"], med[False, "read"], med[True, "read"])
 
 
+def fresh_site(cluster: Cluster, opts: ClusterOptions) -> tuple[str, str]:
+    """A new database and an empty queue (Redis database 1) for the measurements, the API processes started
+    again on them: nothing the faults left behind (a job parked until its lease runs out) runs in the middle of
+    a measurement. Returns the new database's (URL, name)."""
+    for node in (cluster.sip, *cluster.workers):
+        node.stop()
+    url, name = _scratch_database(opts.postgres_url)
+    for node in cluster.nodes:
+        node.env["HOTLINE_DATABASE_URL"] = url
+        node.env["HOTLINE_REDIS_URL"] = cluster.redis.url.rsplit("/", 1)[0] + "/1"
+    cluster.password = _create_admin(cluster.apis[0].env, cluster.root)
+    cluster.engine.dispose()
+    cluster.engine = sa.create_engine(url, pool_pre_ping=True)
+    for api in cluster.apis:
+        _restart(api)
+    return url, name
+
+
 def run_throughput(cluster: Cluster, opts: ClusterOptions) -> ThroughputResult:
     one, two = cluster.workers
-    for node in (cluster.sip, one, two):
-        node.stop()
     load_before = os.getloadavg()[0]
     _restart(one)
     one_worker = batch(cluster, opts, 2, "1 worker (core 0)")
@@ -1233,20 +1249,22 @@ class Results:
 
 def run(opts: ClusterOptions) -> Results:
     root = Path(tempfile.mkdtemp(prefix="hotline-bench-cluster-"))
-    db_url, db_name = _scratch_database(opts.postgres_url)
+    databases = [_scratch_database(opts.postgres_url)]
     keep = opts.keep
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _describe(opts)
-        cluster = start_cluster(opts, root, db_url)
+        cluster = start_cluster(opts, root, databases[0][0])
         try:
             console.print(f"cluster up: logs in {root / 'logs'}")
             load = run_load(cluster, opts)
             print_load(load, opts)
             print_failure_logs(cluster, load)
             keep = keep or bool(load.losses or load.duplicates)
-            throughput = None if opts.skip_throughput else run_throughput(cluster, opts)
-            if throughput:
+            throughput = None
+            if not opts.skip_throughput:
+                databases.append(fresh_site(cluster, opts))
+                throughput = run_throughput(cluster, opts)
                 print_throughput(throughput)
         finally:
             stop_cluster(cluster)
@@ -1257,9 +1275,11 @@ def run(opts: ClusterOptions) -> Results:
     finally:
         signal.signal(signal.SIGTERM, previous)
         if keep:
-            console.print(f"kept {root} (logs, data dirs, sipp traces) and the database {db_url}")
+            console.print(f"kept {root} (logs, data dirs, sipp traces) and the database(s) "
+                          + ", ".join(url for url, _ in databases))
         else:
-            _drop_database(opts.postgres_url, db_name)
+            for _, name in databases:
+                _drop_database(opts.postgres_url, name)
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -7,7 +7,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from app.calls.flows import Filer, key_issuer, recover
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobQueue
+from app.supervisor import ChildSpec, Supervisor, exit_with_parent
 from telephony.media_client import MediaClient
 from telephony.options import SipOptions
 from telephony.recorder import CallManifest
@@ -32,6 +32,8 @@ def sip_options(settings: Settings) -> SipOptions:
         answer_delay=settings.sip_answer_delay_ms / 1000, rtp_timeout=settings.sip_rtp_timeout_s,
         allowed_sources=tuple(settings.sip_allowed_sources), rate_limit=settings.sip_rate_limit,
         rate_burst=2 * settings.sip_rate_limit, max_calls=settings.sip_max_calls,
+        tcp_idle_timeout=settings.sip_tcp_idle_s, tcp_keepalive=settings.sip_tcp_keepalive_s,
+        tcp_max_per_source=settings.sip_tcp_max_per_source,
         auth_user=settings.sip_auth_user, auth_password=settings.sip_auth_password,
         agent_pattern=settings.sip_agent_pattern, keys=key_issuer(settings))
 
@@ -39,8 +41,9 @@ def sip_options(settings: Settings) -> SipOptions:
 _filer: Filer | None = None
 
 
-def _init_filer() -> None:
+def _init_filer(parent_pid: int) -> None:
     global _filer
+    exit_with_parent(parent_pid)  # not left behind when the SIP process is killed (it is then started again)
     settings = Settings()
     database = Database(settings.sqlalchemy_url)
     _filer = Filer(settings, database, JobQueue(settings, database=database))
@@ -62,7 +65,8 @@ class ProcessSink:
     Calls still arrive one at a time, in order, from the SIP server's filing thread."""
 
     def __init__(self) -> None:
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_filer)
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_filer,
+                                        initargs=(os.getpid(),))
         self.pool.submit(int).result()  # start it now, so the first call does not wait for its imports
 
     def started(self, manifest: CallManifest) -> None:
@@ -75,11 +79,15 @@ class ProcessSink:
         self.pool.shutdown()
 
 
-def _start_live(settings: Settings) -> subprocess.Popen[bytes] | None:
-    """The live-transcription process, a child of this one (it exits with it)."""
+def _start_live(settings: Settings) -> Supervisor | None:
+    """The live-transcription process, a child of this one (it exits with it), started again if it dies (the
+    media engine reconnects to it by itself)."""
     if not settings.live_enabled:
         return None
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "live", "--parent-pid", str(os.getpid())])
+    supervisor = Supervisor([ChildSpec("live", [sys.executable, "-m", "app.cli", "live", "--parent-pid",
+                                                str(os.getpid())])])
+    supervisor.start()
+    return supervisor
 
 
 async def run(settings: Settings, database: Database) -> None:
@@ -99,8 +107,14 @@ async def run(settings: Settings, database: Database) -> None:
     sink = await asyncio.to_thread(ProcessSink)
     uas, servers = await serve(opts, media, sink)
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        if live:
+            live.halt()  # a Ctrl-C reaches the live process too: not a crash to restart it after
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     log.info("SIP adapter on %s:%d (UDP and TCP), RTP ports %d–%d", opts.host, opts.port, opts.rtp_port_min,
              opts.rtp_port_max)
     try:
@@ -110,8 +124,7 @@ async def run(settings: Settings, database: Database) -> None:
         await uas.shutdown()
         sink.close()
         media.stop()
-        if live and live.poll() is None:
-            live.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(live.wait, 30)
+        if live:
+            await asyncio.to_thread(live.stop, 30)
         for s in servers:
             s.close()

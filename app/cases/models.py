@@ -151,6 +151,9 @@ class CaseRead(CaseListItem):
     legal_hold_reason: str | None = None
     legal_hold_by: str | None = None  # who set or cleared it last, and when
     legal_hold_at: datetime | None = None
+    # whether the user who asked may change this case (app/cases/access.py): its assignee, anyone while it is
+    # in the pool (受理, held by nobody), managers and admins; the page shows the others the case read-only
+    may_change: bool = False
 
 
 class CasePagination(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.audit.models import AuditEventRead
 from app.auth.permissions import Permission, allowed
-from app.cases import service, workflow
+from app.cases import access, service, workflow
 from app.cases.models import (
     Case,
     CaseBase,
@@ -48,6 +48,13 @@ def _case(db: DbSession, case_id: int, *, for_update: bool = False) -> Case:
     return case
 
 
+def _held(db: DbSession, request: Request, user: User, case_id: int) -> Case:
+    """The case, locked for the change, if ``user`` may change it (app/cases/access.py); else 403, audited."""
+    case = _case(db, case_id, for_update=True)
+    access.check(db=db, request=request, user=user, case=case)
+    return case
+
+
 def _policy(settings: AppSettings) -> workflow.SlaPolicy:
     return workflow.SlaPolicy.from_settings(settings)
 
@@ -57,8 +64,9 @@ def _item(case: Case, policy: workflow.SlaPolicy) -> CaseListItem:
                                         "sla": workflow.sla_state(case, policy)})
 
 
-def _read(db: DbSession, case: Case, policy: workflow.SlaPolicy) -> CaseRead:
-    """The whole case with its transcript, clocks and where the workflow lets it go next."""
+def _read(db: DbSession, case: Case, policy: workflow.SlaPolicy, user: User) -> CaseRead:
+    """The whole case with its transcript, clocks, where the workflow lets it go next and whether ``user``
+    may change it."""
     transcript = transcripts.for_recording(db=db, recording_id=case.recording_id)
     fields = {name: getattr(case, name) for name in CaseRead.model_fields
               if name not in CaseListItem.model_fields and hasattr(Case, name)}
@@ -66,6 +74,7 @@ def _read(db: DbSession, case: Case, policy: workflow.SlaPolicy) -> CaseRead:
         **_item(case, policy).model_dump(), **fields,
         "transcript": TranscriptRead.model_validate(transcript) if transcript else None,
         "next_statuses": [s.value for s in CaseStatus if s in workflow.TRANSITIONS[CaseStatus(case.status)]],
+        "may_change": allowed(user.role, Permission.case_update) and access.may_change(user, case),
     })
 
 
@@ -114,7 +123,7 @@ def list_cases(
 def read_case(case_id: int, db: DbSession, user: Reader, settings: AppSettings) -> CaseRead:
     """The case with its transcript segments (the read of case and transcript is audited)."""
     case = _case(db, case_id)
-    read = _read(db, case, _policy(settings))
+    read = _read(db, case, _policy(settings), user)
     audit.record(db=db, actor=_actor(user), action="case.read", subject_type="case", subject_id=case.id,
                  details={"transcript_id": read.transcript.id if read.transcript else None})
     return read
@@ -135,13 +144,14 @@ def _workflow_errors() -> Iterator[None]:
 def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession, database: CurrentDatabase,
                 user: Editor, settings: AppSettings) -> CaseRead:
     """Confirm or change the suggested fields; each change is audited (case.updated {field, before, after}).
-    Changing the difficulty moves the completion deadline and needs case:escalate."""
+    Changing the difficulty moves the completion deadline and needs case:escalate. Only for those who may
+    change this case (its assignee, anyone while it is in the pool, managers: app/cases/access.py)."""
     fields = {name: getattr(body, name) for name in body.model_fields_set - {"confirm"}}
     if not fields and not body.confirm:
         raise ApiError(422, "invalid", "没有要修改的字段")
     if "difficulty" in fields and not allowed(user.role, Permission.case_escalate):
         require(Permission.case_escalate)(request, user, database)  # 403, audited as auth.denied
-    case = _case(db, case_id, for_update=True)
+    case = _held(db, request, user, case_id)
     with _workflow_errors():
         changed = service.change(db=db, case=case, actor=_actor(user), settings=settings, **fields)
     if "enterprise" in changed and case.enterprise_id is not None:  # retyped: no longer the linked enterprise
@@ -152,7 +162,7 @@ def update_case(case_id: int, body: CaseUpdate, request: Request, db: DbSession,
     if WARNING_FIELDS & set(changed) or body.confirm:  # what the early-warning rules group and count by
         db.flush()
         warnings.evaluate_case(db=db, settings=settings, case_id=case.id)
-    return _read(db, case, _policy(settings))
+    return _read(db, case, _policy(settings), user)
 
 
 WARNING_FIELDS = frozenset({"category", "enterprise", "district", "occupation", "workers", "amount"})
@@ -169,46 +179,52 @@ def _link_suggested_enterprise(db: Session, case: Case, actor: str) -> None:
 
 
 @router.post("/{case_id}/transitions")
-def move_case(case_id: int, body: TransitionIn, db: DbSession, user: Editor, settings: AppSettings) -> CaseRead:
-    """Move the case along the workflow (受理 → 转办 → 办理 → 回访 → 办结, and back where allowed)."""
-    case = _case(db, case_id, for_update=True)
+def move_case(case_id: int, body: TransitionIn, request: Request, db: DbSession, user: Editor,
+              settings: AppSettings) -> CaseRead:
+    """Move the case along the workflow (受理 → 转办 → 办理 → 回访 → 办结, and back where allowed). Who handles
+    a case from the pool (受理 → 办理 without naming a person) takes it: they become its assignee."""
+    case = _held(db, request, user, case_id)
     before = case.assignee
     with _workflow_errors():
         workflow.transition(db=db, case=case, actor=_actor(user), to=body.to, unit=body.unit,
-                            assignee=body.assignee, note=body.note, policy=_policy(settings))
-    if case.assignee and case.assignee != before:
+                            assignee=body.assignee, note=body.note, policy=_policy(settings),
+                            taken_by=user.username)
+    if case.assignee and case.assignee not in (before, user.username):  # not those who took it themselves
         notifications.notify(db=db, case=case, kind=NotificationKind.assigned)
-    return _read(db, case, _policy(settings))
+    return _read(db, case, _policy(settings), user)
 
 
 @router.post("/{case_id}/feedback")
-def give_feedback(case_id: int, body: NoteIn, db: DbSession, user: Editor, settings: AppSettings) -> CaseRead:
+def give_feedback(case_id: int, body: NoteIn, request: Request, db: DbSession, user: Editor,
+                  settings: AppSettings) -> CaseRead:
     """Record feedback given to the caller; the first one stops the 24-hour first-feedback clock."""
-    case = _case(db, case_id, for_update=True)
+    case = _held(db, request, user, case_id)
     with _workflow_errors():
         workflow.feedback(db=db, case=case, actor=_actor(user), note=body.note)
-    return _read(db, case, _policy(settings))
+    return _read(db, case, _policy(settings), user)
 
 
 @router.post("/{case_id}/escalate")
-def escalate_case(case_id: int, body: NoteIn, db: DbSession, user: Escalator, settings: AppSettings) -> CaseRead:
+def escalate_case(case_id: int, body: NoteIn, request: Request, db: DbSession, user: Escalator,
+                  settings: AppSettings) -> CaseRead:
     """督办: flag the case for priority handling; the person responsible and the managers are notified."""
-    case = _case(db, case_id, for_update=True)
+    case = _held(db, request, user, case_id)
     with _workflow_errors():
         workflow.escalate(db=db, case=case, actor=_actor(user), note=body.note)
     notifications.notify(db=db, case=case, kind=NotificationKind.escalated)
-    return _read(db, case, _policy(settings))
+    return _read(db, case, _policy(settings), user)
 
 
 @router.put("/{case_id}/legal-hold")
-def legal_hold(case_id: int, body: LegalHoldIn, db: DbSession, user: Holder, settings: AppSettings) -> CaseRead:
+def legal_hold(case_id: int, body: LegalHoldIn, request: Request, db: DbSession, user: Holder,
+               settings: AppSettings) -> CaseRead:
     """保全: put a case in dispute on legal hold (``hold: true`` with a reason), so that the retention sweep keeps
     its recording and transcript whatever their age, or lift it (``hold: false``); audited (case.updated)."""
-    case = _case(db, case_id, for_update=True)
+    case = _held(db, request, user, case_id)
     with _workflow_errors():
         service.set_legal_hold(db=db, case=case, actor=_actor(user), username=user.username, hold=body.hold,
                                reason=body.reason)
-    return _read(db, case, _policy(settings))
+    return _read(db, case, _policy(settings), user)
 
 
 @router.get("/{case_id}/timeline")

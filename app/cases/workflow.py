@@ -144,8 +144,10 @@ def _clean(value: str | None, what: str, limit: int) -> str | None:
 
 def transition(*, db: Session, case: Case, actor: str, to: str, unit: str | None = None,
                assignee: str | None = None, note: str | None = None, policy: SlaPolicy,
-               now: datetime | None = None) -> Case:
-    """Move the case to ``to`` (checked against TRANSITIONS), handing it to a unit and/or person on 转办."""
+               now: datetime | None = None, taken_by: str | None = None) -> Case:
+    """Move the case to ``to`` (checked against TRANSITIONS), handing it to a unit and/or person on 转办.
+    A case the hotline handles itself (受理 → 办理) with nobody named is taken by ``taken_by`` (the user
+    moving it): it is theirs from then on (app/cases/access.py)."""
     now = now or utcnow()
     target = check_transition(case, to)
     unit, assignee = _clean(unit, "承办单位", 64), _clean(assignee, "承办人", 64)
@@ -163,6 +165,8 @@ def transition(*, db: Session, case: Case, actor: str, to: str, unit: str | None
         case.unit, case.assignee = unit, assignee
     elif assignee is not None:
         case.assignee = assignee
+    elif target is S.handling and before == S.accepted and not case.unit and not case.assignee and taken_by:
+        case.assignee = taken_by
     if target is S.closed:
         case.closed_at = now
     case.status = target.value

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.audit import service as audit
 from app.auth.permissions import Permission
+from app.cases import access
 from app.cases.models import Case
 from app.deps import CurrentDatabase, DbSession, require
 from app.enterprises import integrity, service
@@ -131,11 +132,14 @@ def read_enterprise(enterprise_id: int, db: DbSession, user: Reader) -> Enterpri
 
 
 @router.put("/cases/{case_id}/enterprise")
-def link_case(case_id: int, data: CaseEnterpriseLink, db: DbSession, user: Editor) -> dict[str, int | str | None]:
-    """Link a case to a registered enterprise (or unlink it); the heard name is kept as an alias."""
+def link_case(case_id: int, data: CaseEnterpriseLink, request: Request, db: DbSession,
+              user: Editor) -> dict[str, int | str | None]:
+    """Link a case to a registered enterprise (or unlink it); the heard name is kept as an alias. Only for
+    those who may change the case (app/cases/access.py)."""
     case = db.get(Case, case_id, with_for_update=True)
     if case is None:
         raise ApiError(404, "not_found", "工单不存在")
+    access.check(db=db, request=request, user=user, case=case)
     try:
         service.link_case(db=db, case=case, enterprise_id=data.enterprise_id, actor=f"user:{user.username}",
                           heard_name=data.heard_name)

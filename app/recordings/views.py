@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
 
 from app.audit import service as audit
-from app.auth.permissions import Permission
+from app.auth.permissions import Permission, allowed
 from app.deps import AppSettings, CurrentDatabase, DbSession, Queue, require
 from app.errors import ApiError
 from app.hardening import DISK_FULL, disk_full
@@ -28,6 +29,9 @@ Uploader = Annotated[User, Depends(require(Permission.recording_upload))]
 Reader = Annotated[User, Depends(require(Permission.case_read))]
 Player = Annotated[User, Depends(require(Permission.recording_play))]
 Downloader = Annotated[User, Depends(require(Permission.recording_download))]
+# The most bytes one answer of /audio carries to a user who may play but not download: about a minute of a
+# call recording (8 kHz μ-law stereo, 16 kB/s). Players ask for the rest as they need it.
+PLAY_CHUNK_BYTES = 1 << 20
 
 
 _UPLOAD_FORM = multipart_body({
@@ -41,7 +45,7 @@ _UPLOAD_FORM = multipart_body({
                     "title": "Channel", "description": "来源：来电/来访/调解/开庭/上传"},
     },
 })
-_LAYOUT: TypeAdapter[Layout | None] = TypeAdapter(Layout | None)  # type: ignore[arg-type]
+_LAYOUT: TypeAdapter[Layout | None] = TypeAdapter(Layout | None)
 _CHANNEL = TypeAdapter(CaseChannel)
 
 
@@ -77,6 +81,8 @@ def upload(
             )
     except FormError as e:
         raise ApiError(400, "bad_form", str(e)) from e
+    except ClientDisconnect as e:  # the client went away mid-way (or was cut off at the limit: 413, app/uploads.py)
+        raise ApiError(400, "upload_interrupted", "上传中断，未保存，请重试") from e
     except service.UploadTooLarge as e:
         raise ApiError(413, "too_large", str(e)) from e
     except AudioError as e:
@@ -151,19 +157,32 @@ def read(recording_id: int, db: DbSession, user: Reader) -> RecordingRead:
 
 
 def _audio_response(
-    request: Request, db: DbSession, settings: AppSettings, username: str, recording_id: int, *, download: bool
+    request: Request, db: DbSession, settings: AppSettings, username: str, recording_id: int, *, download: bool,
+    pieces_only: bool = False,
 ) -> StreamingResponse:
     """The audio streamed through the API, decrypted on the way, with HTTP Range (206) for seeking.
 
     Streamed rather than redirected to a presigned URL: the store holds only ciphertext, and every read is
-    audited under the user who made it (a presigned URL is a bearer link nobody can audit or take back)."""
+    audited under the user who made it (a presigned URL is a bearer link nobody can audit or take back).
+    ``pieces_only`` (a user who may play but not download): a request for the whole file is refused (403,
+    audited as ``auth.denied``), and a range is answered with at most PLAY_CHUNK_BYTES of it."""
     rec = _recording(db, recording_id)
     if rec.deleted_at is not None:  # a tombstone (app/recordings/retention.py): the audio is gone for good
         raise ApiError(410, "deleted_by_retention", retention.deleted_message(rec.deleted_at))
-    span = ranges.parse(request.headers.get("range"), rec.size_bytes)
+    asked = request.headers.get("range")
+    span = ranges.parse(asked, rec.size_bytes)
+    if span is not None and pieces_only and not span.partial:  # no Range (or not one byte range): the file
+        audit.record(db=db, actor=f"user:{username}", action="auth.denied", subject_type="recording",
+                     subject_id=rec.id, details={"method": request.method, "path": request.url.path[:128],
+                                                 "permission": Permission.recording_download.value,
+                                                 "range": asked})
+        db.commit()  # on record, though the error rolls the request back
+        raise ApiError(403, "forbidden", "您没有下载录音的权限：录音只能在播放器中按段播放（每次请求须带 Range）")
     if span is None:
         raise ApiError(416, "range_not_satisfiable", f"请求的范围超出录音大小（{rec.size_bytes} 字节）",
                        size=rec.size_bytes)
+    if pieces_only and span.end - span.start > PLAY_CHUNK_BYTES:  # a short 206: the player asks again
+        span = ranges.Span(span.start, span.start + PLAY_CHUNK_BYTES, True)
     try:
         pieces = files.read(settings, rec, span.start, span.end)
         first = next(pieces, b"")  # a missing, unreachable or tampered object fails here, before any header
@@ -177,7 +196,8 @@ def _audio_response(
                        "录音文件校验失败（可能被篡改或损坏），已停止播放并记录，请联系管理员") from e
     audit.record(
         db=db, actor=f"user:{username}", action="recording.downloaded" if download else "recording.played",
-        subject_type="recording", subject_id=rec.id, details={"range": request.headers.get("range")},
+        subject_type="recording", subject_id=rec.id,
+        details={"range": asked, "bytes": f"{span.start}-{span.end - 1}", "size": rec.size_bytes},
     )
     db.commit()  # the read is on record before a byte is sent
     media = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac"}
@@ -214,8 +234,20 @@ def audio(
     recording_id: int, request: Request, db: DbSession, settings: AppSettings,
     user: Player,
 ) -> StreamingResponse:
-    """The audio, for players: HTTP Range requests are answered with 206 so a player can seek."""
-    return _audio_response(request, db, settings, user.username, recording_id, download=False)
+    """The audio, for players: HTTP Range requests are answered with 206 so a player can seek.
+
+    Playing is not downloading. A user without ``recording:download`` (agents) is answered only ranges, each
+    at most PLAY_CHUNK_BYTES (a short 206 with its Content-Range, which players accept and ask on from:
+    browsers' <audio> asks ``Range: bytes=0-`` first, then the next range as it plays or seeks; the web page's
+    player reads the file range by range the same way). A request without a Range (what "save as", curl or
+    a download manager sends) is refused with 403 and audited as ``auth.denied`` rather than served and
+    called a download: the user may not have a copy, so none is handed out as one file. Each range served is
+    audited as ``recording.played`` with its bytes, so a copy put together piece by piece by a script is on
+    record, range by range, under its user. (What someone can play they can also record from their speakers:
+    this keeps the file from being handed out and puts every byte read on record; it is no DRM.) Users
+    with ``recording:download`` get whatever they ask for, as before; ``/download`` is their attachment."""
+    return _audio_response(request, db, settings, user.username, recording_id, download=False,
+                           pieces_only=not allowed(user.role, Permission.recording_download))
 
 
 @router.get("/{recording_id}/download", response_class=StreamingResponse,

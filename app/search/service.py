@@ -18,9 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from app.auth.permissions import UNMASKED, Masking, number_spans
 from app.cases.models import Case
 from app.search.models import SearchDoc, SearchEntry, SearchFilters, SearchHit, SearchResults
-from app.search.tokenize import QueryTerm, index_tokens, query_terms, token_spans
+from app.search.tokenize import (
+    HIDDEN,
+    QueryTerm,
+    index_tokens,
+    query_terms,
+    variants,
+    visible_spans,
+    visible_tokens,
+)
 from app.transcripts.models import Segment
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # the calendar days date filters mean
@@ -112,6 +121,26 @@ def index_case(*, db: Session, case: Case, segments: Iterable[Segment] | None = 
     db.execute(doc_insert(dialect), doc_params(dialect=dialect, case_id=case.id, fields=fields.tokens, said=said))
 
 
+def mark_numbers(*, db: Session) -> int:
+    """Index again the cases indexed before the tokens of phone and ID card numbers were marked
+    (app/search/tokenize.py), so that nobody can match digits they see masked there; returns how many cases.
+    For existing data, once (a data migration or an admin command); running it again changes nothing."""
+    stale: set[int] = set()
+    rows = db.execute(sa.select(SearchEntry).where(SearchEntry.segment_id.is_not(None))).scalars()
+    for entry in rows:
+        if number_spans(entry.text) and (tokens := " ".join(index_tokens(entry.text))) != entry.tokens:
+            entry.tokens = tokens
+            stale.add(entry.case_id)
+    fields = db.execute(sa.select(SearchEntry.case_id, SearchEntry.text, SearchEntry.tokens)
+                        .where(SearchEntry.segment_id.is_(None))).all()
+    stale |= {case_id for case_id, text, tokens in fields if number_spans(text) and HIDDEN not in tokens}
+    for case_id in sorted(stale):
+        case = db.get(Case, case_id)
+        if case is not None:
+            index_case(db=db, case=case)  # the fields entry again, and the document from the entries
+    return len(stale)
+
+
 # ---- querying ---------------------------------------------------------------------------------------
 
 
@@ -119,16 +148,21 @@ def _fts5_phrase(token: str) -> str:
     return '"' + token.replace('"', '""') + '"'
 
 
-def _fts5(term: QueryTerm) -> str:
-    """FTS5 query for one term: the word, or all its parts. Every token is a quoted phrase, so nothing
-    a user types (quotes, *, AND/OR/NEAR, parentheses) is FTS5 syntax."""
-    word, parts = _fts5_phrase(term.word), [_fts5_phrase(p) for p in term.parts]
+def _fts5(term: QueryTerm, masking: Masking) -> str:
+    """FTS5 query for one term: the word, or all its parts, each as any of its ``variants`` for the user.
+    Every token is a quoted phrase, so nothing a user types (quotes, *, AND/OR/NEAR, parentheses) is FTS5
+    syntax."""
+    def one(token: str) -> str:
+        return "(" + " OR ".join(_fts5_phrase(v) for v in variants(token, masking)) + ")"
+    word, parts = one(term.word), [one(p) for p in term.parts]
     return word if not parts else f"({word} OR ({' AND '.join(parts)}))"
 
 
-def _tsquery(term: QueryTerm) -> str:
+def _tsquery(term: QueryTerm, masking: Masking) -> str:
     """tsquery for one term, built from quoted lexemes so no text-search parser is involved."""
-    word, parts = _ts_lexeme(term.word), [_ts_lexeme(p) for p in term.parts]
+    def one(token: str) -> str:
+        return "(" + " | ".join(_ts_lexeme(v) for v in variants(token, masking)) + ")"
+    word, parts = one(term.word), [one(p) for p in term.parts]
     return word if not parts else f"({word} | ({' & '.join(parts)}))"
 
 
@@ -143,16 +177,17 @@ class _Match:
     score: sa.ColumnElement[float]
 
 
-def _matching(dialect: str, terms: list[QueryTerm]) -> _Match:
-    """Cases whose document holds every term."""
+def _matching(dialect: str, terms: list[QueryTerm], masking: Masking) -> _Match:
+    """Cases whose document holds every term, as the user may match it (no digits of a number they see
+    masked: app/search/tokenize.py)."""
     if dialect == "sqlite":
         fts = sa.table("search_docs_fts", sa.column("rowid", sa.Integer))
         whole: sa.ColumnElement[str] = sa.literal_column("search_docs_fts")
-        expr = " AND ".join(_fts5(t) for t in terms)
+        expr = " AND ".join(_fts5(t, masking) for t in terms)
         return _Match(fts, fts.c.rowid, whole.op("MATCH", is_comparison=True)(sa.bindparam("match", expr)),
                       sa.func.bm25(whole, *BM25_WEIGHTS, type_=sa.Float))
     docs = sa.table("search_docs", sa.column("case_id", sa.Integer), sa.column("tsv", postgresql.TSVECTOR))
-    query = sa.cast(sa.bindparam("match", " & ".join(_tsquery(t) for t in terms)), postgresql.TSQUERY)
+    query = sa.cast(sa.bindparam("match", " & ".join(_tsquery(t, masking) for t in terms)), postgresql.TSQUERY)
     rank = sa.func.ts_rank(sa.literal_column(f"'{TS_RANK_WEIGHTS}'"), docs.c.tsv, query, type_=sa.Float)
     return _Match(docs, docs.c.case_id, docs.c.tsv.op("@@", is_comparison=True)(query), -rank)
 
@@ -179,14 +214,15 @@ def _conditions(filters: SearchFilters) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def highlight(text: str, tokens: Iterable[str]) -> str:
+def highlight(text: str, tokens: Iterable[str], masking: Masking = UNMASKED) -> str:
     """``text`` HTML-escaped, with the words of it that are query tokens wrapped in <mark>…</mark>.
 
     Words as jieba reads ``text`` (the same reading the index has), so 工 of a query is not marked inside
-    加工厂; touching or overlapping marks become one (叉车 + 工 → <mark>叉车工</mark>)."""
+    加工厂; touching or overlapping marks become one (叉车 + 工 → <mark>叉车工</mark>). Never inside a number
+    ``masking`` hides: a mark there would say which digits the stars stand for."""
     wanted = {t.lower() for t in tokens}
     spans: list[list[int]] = []
-    for _, start, end in sorted((s for s in token_spans(text) if s[0] in wanted), key=lambda s: s[1:]):
+    for _, start, end in sorted((s for s in visible_spans(text, masking) if s[0] in wanted), key=lambda s: s[1:]):
         if spans and start <= spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], end)
         else:
@@ -207,7 +243,8 @@ class _Shown:
     words: list[list[Any]] | None  # the segment's timed words, [[start, end, text], …]
 
 
-def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], tokens: list[str]) -> dict[int, _Shown]:
+def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], tokens: list[str],
+                  masking: Masking) -> dict[int, _Shown]:
     """For each case, the entry to show: the most query terms in it, then a transcript segment before the
     case's fields (a hit should open the audio where it was said), then the most query words, the earliest
     second."""
@@ -218,7 +255,7 @@ def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], toke
     ).all()
 
     def score(entry: SearchEntry) -> tuple[int, bool, int, float, int]:
-        have = set(entry.tokens.split())
+        have = visible_tokens(entry.tokens, masking)
         terms_in = sum(1 for t in terms if t.word in have or (t.parts and set(t.parts) <= have))
         return (terms_in, entry.segment_id is not None, sum(1 for t in tokens if t in have),
                 -(entry.start or 0.0), -entry.id)
@@ -231,14 +268,15 @@ def _best_entries(db: Session, case_ids: list[int], terms: list[QueryTerm], toke
     return {case_id: shown for case_id, (_, shown) in best.items()}
 
 
-def said_at(text: str, words: Sequence[Sequence[Any]] | None, tokens: Iterable[str]) -> float | None:
+def said_at(text: str, words: Sequence[Sequence[Any]] | None, tokens: Iterable[str],
+            masking: Masking = UNMASKED) -> float | None:
     """The second the first query word in ``text`` (a segment's) was said: the start of the segment's word
     it falls in. None when the segment has no word timings (or they do not spell its text) or no query
     word is in it."""
     if not words or "".join(str(w[2]) for w in words) != text:
         return None
     wanted = {t.lower() for t in tokens}
-    first = min((start for token, start, _ in token_spans(text) if token in wanted), default=None)
+    first = min((start for token, start, _ in visible_spans(text, masking) if token in wanted), default=None)
     if first is None:
         return None
     pos = 0
@@ -249,17 +287,17 @@ def said_at(text: str, words: Sequence[Sequence[Any]] | None, tokens: Iterable[s
     return None
 
 
-def _hit(case: Case, shown: _Shown | None, tokens: list[str]) -> SearchHit:
+def _hit(case: Case, shown: _Shown | None, tokens: list[str], masking: Masking = UNMASKED) -> SearchHit:
     text = shown.entry.text if shown else case.summary
     start = shown.entry.start if shown else None
     if shown and start is not None:  # a segment: open the audio where the word was said, not where it began
-        word_start = said_at(text, shown.words, tokens)
+        word_start = said_at(text, shown.words, tokens, masking)
         start = start if word_start is None else word_start
     return SearchHit(
         case_id=case.id, case_no=case.case_no, category=case.category, status=case.status,
         enterprise=case.enterprise, district=case.district,
         segment_id=shown.entry.segment_id if shown else None, start=start,
-        speaker=shown.speaker if shown else None, text=text, highlighted=highlight(text, tokens),
+        speaker=shown.speaker if shown else None, text=text, highlighted=highlight(text, tokens, masking),
     )
 
 
@@ -272,10 +310,14 @@ def _listing(db: Session, q: str, conditions: list[sa.ColumnElement[bool]], limi
 
 
 def search(*, db: Session, q: str, filters: SearchFilters | None = None, limit: int = 20,
-           offset: int = 0) -> SearchResults:
+           offset: int = 0, masking: Masking = UNMASKED) -> SearchResults:
     """Cases in which every word of ``q`` was said or is in the case's fields, narrowed by ``filters``,
     best first (bm25 / ts_rank, then newest; newest filed first past RANK_LIMIT matches), each with the
-    segment that matches best and the second it starts at. A blank ``q`` lists the filtered cases newest first."""
+    segment that matches best and the second it starts at. A blank ``q`` lists the filtered cases newest first.
+
+    ``masking``: what the searching user sees masked. The digits of a phone or ID card number they see
+    masked are never matched, marked or pointed at (whatever a query holds, its results are the same as if
+    those digits were other digits), so a search cannot be used to find out what the stars stand for."""
     conditions = _conditions(filters or SearchFilters())
     if not q.strip():
         return _listing(db, q, conditions, limit, offset)
@@ -284,7 +326,7 @@ def search(*, db: Session, q: str, filters: SearchFilters | None = None, limit: 
     if not terms:  # only punctuation or symbols: nothing can match
         return SearchResults(query=q, tokens=[], total=0, items=[])
     dialect = db.get_bind().dialect.name
-    match = _matching(dialect, terms)
+    match = _matching(dialect, terms, masking)
     count = sa.select(sa.func.count()).select_from(match.source)
     if conditions:
         count = count.join(Case, Case.id == match.case_id)
@@ -297,6 +339,6 @@ def search(*, db: Session, q: str, filters: SearchFilters | None = None, limit: 
         sa.select(Case).select_from(match.source).join(Case, Case.id == match.case_id)
         .where(match.condition, *conditions).order_by(*order).limit(limit).offset(offset)
     ).scalars())
-    shown = _best_entries(db, [c.id for c in page], terms, tokens)
+    shown = _best_entries(db, [c.id for c in page], terms, tokens, masking)
     return SearchResults(query=q, tokens=tokens, total=total, ranked=ranked,
-                         items=[_hit(c, shown.get(c.id), tokens) for c in page])
+                         items=[_hit(c, shown.get(c.id), tokens, masking) for c in page])

@@ -18,6 +18,7 @@ MANDATORY = ("via", "from", "to", "call-id", "cseq")
 CANONICAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
 _REQUEST_LINE = re.compile(r"^([A-Za-z]+) (\S+) SIP/2\.0$")
 _STATUS_LINE = re.compile(r"^SIP/2\.0 (\d{3}) ?(.*)$")
+_NUMBER = re.compile(r"[0-9]{1,10}")  # CSeq (< 2**31, RFC 3261 §8.1.1.5), Content-Length: ASCII digits only
 REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 405: "Method Not Allowed", 415: "Unsupported Media Type", 481:
            "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
@@ -177,10 +178,10 @@ def _check_request(msg: SipMessage, body_len: int) -> str:
     if missing:
         return "missing " + ", ".join(canonical(h) for h in missing)
     num, method = msg.get("cseq").partition(" ")[::2]
-    if not num.strip().isdigit() or method.strip().upper() != msg.method:
+    if not _NUMBER.fullmatch(num.strip()) or method.strip().upper() != msg.method:
         return f"bad CSeq: {msg.get('cseq')!r}"
     declared = msg.get("content-length")
-    if declared and (not declared.isdigit() or int(declared) > body_len):
+    if declared and (not _NUMBER.fullmatch(declared) or int(declared) > body_len):
         return f"bad Content-Length: {declared!r}"
     return ""
 
@@ -211,15 +212,23 @@ class StreamFramer:
     def __init__(self, max_size: int) -> None:
         self.buffer = bytearray()
         self.max_size = max_size
+        self.pings = 0  # RFC 5626 keep-alive pings (CRLF CRLF between messages) seen in the last ``feed``
+        self._crlf = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete messages so far; Unparseable if a message's headers exceed the size limit or its
         Content-Length is missing or not a number (the connection must then be closed)."""
         self.buffer += data
+        self.pings = 0
         out: list[bytes] = []
         while True:
+            crlfs, self._crlf = self._crlf, 0
             while self.buffer[:2] == b"\r\n":  # keep-alives
                 del self.buffer[:2]
+                crlfs += 1
+            self.pings += crlfs // 2
+            if not self.buffer:  # a ping split across reads: its second CRLF comes with the next one
+                self._crlf = crlfs % 2
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.buffer) > self.max_size:
@@ -229,7 +238,7 @@ class StreamFramer:
             m = re.search(r"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", head, re.I | re.M)
             if not m:
                 raise Unparseable("no Content-Length on a stream transport")
-            total = end + 4 + int(m.group(1))
+            total = end + 4 + (int(m.group(1)) if len(m.group(1)) <= 18 else self.max_size)  # no 5000-digit int()
             if total > self.max_size:
                 raise Unparseable("message exceeds the size limit")
             if len(self.buffer) < total:

@@ -45,6 +45,11 @@ class SessionDescription:
         return [m for m in self.media if m.kind == "audio"]
 
 
+def _number(text: str, top: int) -> bool:
+    """ASCII digits (``str.isdigit`` also takes ² and other digits ``int`` refuses) worth at most ``top``."""
+    return text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= top
+
+
 def parse(text: str) -> SessionDescription:
     sd = SessionDescription()
     current: Media | None = None
@@ -65,7 +70,7 @@ def parse(text: str) -> SessionDescription:
                 sd.connection = addr
         elif kind == "m":
             parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+            if len(parts) < 4 or not _number(parts[1].split("/")[0], 65535):
                 raise SdpError(f"bad m= line: {value!r}")
             try:
                 fmts = [int(f) for f in parts[3:]]
@@ -82,7 +87,7 @@ def parse(text: str) -> SessionDescription:
                     session_direction = name
             elif current and name == "rtpmap":
                 pt, _, enc = arg.partition(" ")
-                if pt.isdigit():
+                if _number(pt, 127):
                     current.rtpmap[int(pt)] = enc.strip()
             elif current and name == "label":
                 current.label = arg.strip()

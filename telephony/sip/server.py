@@ -52,6 +52,7 @@ log = logging.getLogger("hotline.sip")
 T1, T2 = 0.5, 4.0
 TIMER_64 = 64 * T1
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+KEEPALIVE_PROBES = 3
 Addr = tuple[Any, ...]
 
 
@@ -75,6 +76,8 @@ class Stats:
     dropped: int = 0  # unparseable, or over the rate limit
     retransmissions: int = 0
     calls: int = 0
+    idle_closed: int = 0  # TCP connections closed for saying nothing
+    refused_connections: int = 0  # TCP connections over the per-source limit
 
 
 @dataclass
@@ -141,6 +144,8 @@ class UserAgentServer:
         self.next_port = opts.rtp_port_min
         self.ended = asyncio.Event()  # set when the last call has been filed
         self._finishing = 0
+        self.tcp: dict[str, set[TcpConnection]] = {}  # open TCP connections by source address
+        self.refusals_logged: dict[str, float] = {}
         media.on_event = self.on_media_event
 
     # --- entry --------------------------------------------------------------------------------------
@@ -200,6 +205,33 @@ class UserAgentServer:
             return False
         self.buckets[host] = (tokens - 1, now)
         return True
+
+    # --- TCP connections ----------------------------------------------------------------------------
+
+    def tcp_opened(self, conn: TcpConnection) -> bool:
+        """Count a new connection; False (to be closed) when its address has its share open already."""
+        open_here = self.tcp.setdefault(conn.peer[0], set())
+        if len(open_here) >= self.opts.tcp_max_per_source:
+            self.stats.refused_connections += 1
+            now = time.monotonic()
+            if now - self.refusals_logged.get(conn.peer[0], -60.0) >= 60:  # once a minute per address
+                self.refusals_logged[conn.peer[0]] = now
+                log.warning("TCP connection from %s closed: %d connections from that address are open already",
+                            conn.peer[0], len(open_here))
+            return False
+        open_here.add(conn)
+        return True
+
+    def tcp_closed(self, conn: TcpConnection) -> None:
+        open_here = self.tcp.get(conn.peer[0])
+        if open_here is not None:
+            open_here.discard(conn)
+            if not open_here:
+                del self.tcp[conn.peer[0]]
+
+    def calls_over(self, transport: Transport) -> bool:
+        """Whether a call (ringing or answered) runs over ``transport``."""
+        return any(call.transport is transport for call in self.calls.values())
 
     # --- transactions -------------------------------------------------------------------------------
 
@@ -716,7 +748,14 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 class TcpConnection(asyncio.Protocol):
     """One TCP connection: messages framed by Content-Length; a framing error closes the connection
-    (only this one: other calls are untouched)."""
+    (only this one: other calls are untouched).
+
+    Connections do not live for ever (RFC 3261 §18, RFC 5626 practice): one that brings no complete message
+    and no CRLF keep-alive ping (answered with a CRLF pong) for ``tcp_idle_timeout`` seconds is closed, unless
+    a call runs over it: a trunk may send nothing between its ACK and its BYE. Whether the peer of such a
+    connection is still there is up to TCP keep-alive (``tcp_keepalive``): a peer that vanished without a FIN
+    (power cut, NAT binding gone: a half-open connection) stops answering the probes and the kernel ends the
+    connection. At most ``tcp_max_per_source`` connections from one address are kept; more are closed at once."""
 
     reliable = True
 
@@ -725,11 +764,51 @@ class TcpConnection(asyncio.Protocol):
         self.framer = StreamFramer(uas.opts.max_message_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer: Addr = ("", 0)
+        self.last_heard = time.monotonic()  # the last complete message or keep-alive ping
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.peer = transport.get_extra_info("peername")
+        self.peer = transport.get_extra_info("peername") or ("", 0)
+        if not self.uas.tcp_opened(self):
+            transport.abort()
+            return
+        self.counted = True
+        keepalive(transport.get_extra_info("socket"), self.uas.opts.tcp_keepalive)
+        self.last_heard = time.monotonic()
+        self._watch(self.uas.opts.tcp_idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle_timer:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.counted:
+            self.counted = False
+            self.uas.tcp_closed(self)
+        self.framer.buffer.clear()
+
+    def _watch(self, delay: float) -> None:
+        if delay > 0:
+            self.idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        timeout = self.uas.opts.tcp_idle_timeout
+        if self.uas.calls_over(self):  # a call runs over it: kept; TCP keep-alive finds a vanished peer
+            self._watch(timeout)
+            return
+        quiet = time.monotonic() - self.last_heard
+        if quiet < timeout:
+            self._watch(timeout - quiet)
+            return
+        self.uas.stats.idle_closed += 1
+        log.info("closing TCP connection from %s: idle for %.0f s%s", self.peer[0], quiet,
+                 " in the middle of a message" if self.framer.buffer else "")
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -740,12 +819,32 @@ class TcpConnection(asyncio.Protocol):
             if self.transport:
                 self.transport.close()
             return
+        if messages or self.framer.pings:
+            self.last_heard = time.monotonic()
+        if self.framer.pings and self.transport and not self.transport.is_closing():
+            self.transport.write(b"\r\n" * self.framer.pings)  # RFC 5626 §4.4.1: pong
         for m in messages:
             self.uas.receive(m, self, self.peer)
 
     def send(self, data: bytes, addr: Addr) -> None:
         if self.transport and not self.transport.is_closing():
             self.transport.write(data)
+
+
+def keepalive(sock: Any, idle: float) -> None:
+    """TCP keep-alive on ``sock``: first probe after ``idle`` s of silence, then every ``idle``/3 s, 3 probes;
+    unanswered, the kernel closes the connection (and data unacknowledged that long ends it too). Linux
+    options where the platform has them."""
+    if sock is None or idle <= 0:
+        return
+    interval = max(1, round(idle / 3))
+    first = max(1, round(idle))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", first), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+                            ("TCP_USER_TIMEOUT", (first + interval * KEEPALIVE_PROBES) * 1000)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 async def serve(opts: SipOptions, media: MediaClient, sink: CallSink) -> tuple[UserAgentServer, list[Any]]:

@@ -97,7 +97,7 @@ def split_multipart(content_type: str, body: bytes) -> dict[str, bytes]:
 def parse_metadata(xml: bytes) -> Metadata:
     try:
         root = ET.fromstring(xml)
-    except ET.ParseError as e:
+    except (ET.ParseError, ValueError, LookupError) as e:  # expat: multi-byte or unknown encoding declared
         raise SiprecError(f"metadata is not XML: {e}") from e
     meta = Metadata()
     for p in root.iter(f"{NS}participant"):

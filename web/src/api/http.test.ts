@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
-  ApiError, UNAVAILABLE, buildUrl, configure, errorFromResponse, filenameFromDisposition, messageOf, request, requestBlob,
-  wsUrl,
+  ApiError, UNAVAILABLE, buildUrl, configure, errorFromResponse, filenameFromDisposition, messageOf, request, requestAudio,
+  requestBlob, wsUrl,
 } from './http'
 
 describe('errorFromResponse', () => {
@@ -115,5 +115,41 @@ describe('downloads', () => {
     const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit]
     expect(url).toBe('/api/v1/cases/3/export?format=pdf')
     expect((init.headers as Record<string, string>).Authorization).toBe('Bearer tok')
+  })
+})
+
+describe('audio', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  /** A server that answers ranges of ``whole`` at most ``chunk`` bytes at a time, as the API does for agents. */
+  function rangeServer(whole: Uint8Array, chunk: number) {
+    return vi.fn(async (_url: string, init: RequestInit) => {
+      const asked = /bytes=(\d+)-/.exec((init.headers as Record<string, string>).Range ?? '')
+      if (!asked) return new Response(JSON.stringify({ code: 'forbidden', detail: '您没有下载录音的权限' }), { status: 403 })
+      const start = Number(asked[1])
+      const end = Math.min(start + chunk, whole.length)
+      return new Response(whole.slice(start, end), { status: 206, headers: {
+        'Content-Range': `bytes ${start}-${end - 1}/${whole.length}`, 'Content-Type': 'audio/wav' } })
+    })
+  }
+
+  it('is read range by range and put together, never asked for whole', async () => {
+    configure({ token: () => 'tok', unauthorized: () => {} })
+    const whole = Uint8Array.from({ length: 2500 }, (_, i) => i % 251)
+    const fetchMock = rangeServer(whole, 1000)
+    vi.stubGlobal('fetch', fetchMock)
+    const { blob } = await requestAudio('/api/v1/recordings/7/audio')
+    expect(new Uint8Array(await blob.arrayBuffer())).toEqual(whole)
+    expect(blob.type).toBe('audio/wav')
+    const asked = fetchMock.mock.calls.map((c) => ((c as unknown as [string, RequestInit])[1].headers as Record<string, string>).Range)
+    expect(asked).toEqual(['bytes=0-', 'bytes=1000-', 'bytes=2000-'])
+  })
+
+  it('takes a whole file answered at once, and says when pieces do not fit', async () => {
+    configure({ token: () => 'tok', unauthorized: () => {} })
+    vi.stubGlobal('fetch', vi.fn(async () => new Response('RIFF', { status: 200 })))
+    expect(await (await requestAudio('/a')).blob.text()).toBe('RIFF')
+    vi.stubGlobal('fetch', vi.fn(async () => new Response('x', { status: 206, headers: { 'Content-Range': 'bytes 5-5/10' } })))
+    await expect(requestAudio('/a')).rejects.toMatchObject({ code: 'bad_response' })
   })
 })

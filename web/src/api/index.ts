@@ -1,4 +1,4 @@
-import { request, requestBlob, type Query } from './http'
+import { request, requestAudio, requestBlob, type Query } from './http'
 import type {
   AuditEvent, Call, CaseDetail, CaseSummary, CorrectionResult, LexiconTerm, Page, SearchResults, Stats,
   TaxonomyCategory, User,
@@ -45,7 +45,8 @@ export const api = {
 
   calls: (query: Query = {}) => request<Call[]>(`${V1}/calls`, { query }),
 
-  audio: (recordingId: number) => requestBlob(`${V1}/recordings/${recordingId}/audio`),
+  /** the audio for the player, read range by range (as the server gives it to those who may not download) */
+  audio: (recordingId: number) => requestAudio(`${V1}/recordings/${recordingId}/audio`),
   download: (recordingId: number) => requestBlob(`${V1}/recordings/${recordingId}/download`),
 
   stats: (query: Query) => request<Stats>(`${V1}/stats/cases`, { query }),

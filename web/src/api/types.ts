@@ -108,6 +108,9 @@ export interface CaseSummary {
 export interface CaseDetail extends CaseSummary {
   category_evidence: { term?: string; category?: string; start?: number; speaker?: string }[]
   transcript: Transcript | null
+  /** whether this user may change the case: its assignee, anyone while it is in the pool (受理, held by nobody),
+   * managers and admins (case:any); absent from older servers */
+  may_change?: boolean
 }
 
 export interface Page<T> {

@@ -7,13 +7,13 @@ export type Permission =
   | 'audit:read' | 'user:admin' | 'phone:unmasked' | 'id:unmasked' | 'case:update' | 'case:escalate'
   | 'stats:read' | 'taxonomy:admin' | 'enterprise:read' | 'enterprise:admin' | 'enterprise:rate'
   | 'warning:read' | 'warning:handle' | 'warning:admin' | 'report:read' | 'ledger:read' | 'clue:edit'
-  | 'case:hold'
+  | 'case:hold' | 'case:any'
 
 const ALL: Permission[] = [
   'case:read', 'recording:upload', 'recording:play', 'recording:download', 'transcript:read', 'search',
   'audit:read', 'user:admin', 'phone:unmasked', 'id:unmasked', 'case:update', 'case:escalate', 'stats:read',
   'taxonomy:admin', 'enterprise:read', 'enterprise:admin', 'enterprise:rate', 'warning:read', 'warning:handle',
-  'warning:admin', 'report:read', 'ledger:read', 'clue:edit', 'case:hold',
+  'warning:admin', 'report:read', 'ledger:read', 'clue:edit', 'case:hold', 'case:any',
 ]
 
 export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
@@ -22,8 +22,8 @@ export const MATRIX: Record<Role, ReadonlySet<Permission>> = {
   mediator: new Set<Permission>(['case:read', 'recording:upload', 'recording:play', 'recording:download',
     'transcript:read', 'search', 'phone:unmasked', 'id:unmasked', 'case:update', 'enterprise:read']),
   manager: new Set<Permission>(['case:read', 'recording:play', 'recording:download', 'transcript:read', 'search',
-    'audit:read', 'case:update', 'case:escalate', 'case:hold', 'stats:read', 'enterprise:read', 'enterprise:rate',
-    'warning:read', 'warning:handle', 'report:read', 'ledger:read', 'clue:edit']),
+    'audit:read', 'case:update', 'case:any', 'case:escalate', 'case:hold', 'stats:read', 'enterprise:read',
+    'enterprise:rate', 'warning:read', 'warning:handle', 'report:read', 'ledger:read', 'clue:edit']),
   admin: new Set<Permission>(ALL),
 }
 
