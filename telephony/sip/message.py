@@ -154,7 +154,7 @@ def _read_headers(msg: SipMessage, lines: list[str]) -> str:
     for line in lines:
         if line[:1] in (" ", "\t") and msg.headers:  # folded continuation
             k, v = msg.headers[-1]
-            msg.headers[-1] = (k, f"{v} {line.strip()}")
+            msg.headers[-1] = (k, f"{v} {line.strip()}".strip())  # a blank one adds nothing
             continue
         name, colon, value = line.partition(":")
         if not colon or not name.strip() or " " in name.strip():

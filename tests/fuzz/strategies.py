@@ -4,6 +4,7 @@ numbers, bad UTF-8, CRLF variations, very long lines) and values of the wrong ki
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,10 +14,11 @@ from hypothesis import strategies as st
 Draw = Callable[..., Any]
 
 
-def examples(n: int) -> int:
-    """``n`` examples under the CI profile (``fuzz``), ten times as many under ``fuzz-deep``."""
-    profile = settings.default
-    return n if profile is None or profile.derandomize else n * 10
+def fuzz(n: int) -> settings:
+    """A fuzz test's settings: the profile ``HOTLINE_FUZZ_PROFILE`` names (``fuzz``, the CI one, by default;
+    see conftest) with ``n`` examples, ten times as many under ``fuzz-deep``."""
+    name = os.environ.get("HOTLINE_FUZZ_PROFILE", "fuzz")
+    return settings(settings.get_profile(name), max_examples=n if name == "fuzz" else n * 10)
 
 
 # Numbers a parser reading a length, a port or a sequence number must survive: negative, overflowing

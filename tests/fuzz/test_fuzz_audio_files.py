@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asr.audio import AudioError, probe
 from telephony import recorder, sealed
-from tests.fuzz.strategies import examples, mutated
+from tests.fuzz.strategies import fuzz, mutated
 
 CODES = {"empty", "not_audio", "corrupt", "truncated"}
 _names = itertools.count()
@@ -88,7 +88,7 @@ def check_probe(path: Path) -> None:
     assert info.sample_rate > 0 and info.duration > 0
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(wavs())
 @example(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x07\x00\x01\x00\x40\x1f\x00\x00\x40\x1f\x00\x00\x01\x00"
          b"\x08\x00data\xff\xff\xff\xff" + b"\xff" * 800)  # μ-law, data size "unknown" (streamed WAV)
@@ -96,13 +96,13 @@ def test_probe_lying_wav_headers_raise_only_audio_error(folder: Path, data: byte
     check_probe(write(folder, data))
 
 
-@settings(max_examples=examples(100))
+@fuzz(100)
 @given(st.one_of(st.binary(max_size=200), st.binary(max_size=60).map(lambda b: b"RIFF" + b[:4] + b"WAVE" + b[4:])))
 def test_probe_random_bytes_raise_only_audio_error(folder: Path, data: bytes) -> None:
     check_probe(write(folder, data, suffix=".bin"))
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(st.one_of(wavs(), st.binary(max_size=120)))
 def test_read_wav_reads_any_leg_file(folder: Path, data: bytes) -> None:
     samples, rate = recorder.read_wav(write(folder, data))
@@ -127,7 +127,7 @@ def seal(folder: Path, records: list[bytes], leg: str = "caller") -> bytes:
 RECORDS = st.lists(st.binary(min_size=1, max_size=40), max_size=4)
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(RECORDS, st.data())
 @example([b"\x01\x02"], None)
 def test_sealed_read_returns_only_whole_authenticated_records(folder: Path, records: list[bytes],
@@ -148,7 +148,7 @@ def test_sealed_read_returns_only_whole_authenticated_records(folder: Path, reco
         assert leg.records == len(records) and leg.incomplete_tail == 0
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(st.binary(max_size=200), st.booleans())
 def test_sealed_read_random_bytes_raise_only_sealed_error(folder: Path, data: bytes, with_header: bool) -> None:
     if with_header:

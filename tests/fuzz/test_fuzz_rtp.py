@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from telephony import g711, rtp
-from tests.fuzz.strategies import examples
+from tests.fuzz.strategies import fuzz
 
 u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
 
@@ -29,7 +29,7 @@ def check(data: bytes) -> rtp.RtpPacket | None:
     return pkt
 
 
-@settings(max_examples=examples(500))
+@fuzz(500)
 @given(st.binary(max_size=300))
 @example(b"\xb0" + bytes(11))  # extension flag, no room for its header
 @example(b"\xa0" + bytes(10) + b"\xff")  # padding longer than the packet
@@ -67,7 +67,7 @@ def packets(draw: st.DrawFn) -> tuple[bytes, dict[str, object] | None]:
     return bytes(raw), expect if honest else None
 
 
-@settings(max_examples=examples(600))
+@fuzz(600)
 @given(packets())
 def test_every_header_flag_extension_padding_and_csrc_count(case: tuple[bytes, dict[str, object] | None]) -> None:
     data, expect = case
@@ -76,7 +76,7 @@ def test_every_header_flag_extension_padding_and_csrc_count(case: tuple[bytes, d
         assert pkt == rtp.RtpPacket(**expect)  # type: ignore[arg-type]
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(st.integers(0, 127), u16, u32, u32, st.binary(max_size=400), st.booleans())
 def test_build_then_parse_round_trip(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool) -> None:
     data = rtp.build(payload_type=pt, seq=seq, timestamp=ts, ssrc=ssrc, payload=payload, marker=marker)
@@ -115,7 +115,7 @@ def streams(draw: st.DrawFn) -> list[tuple[bytes, float]]:
     return out
 
 
-@settings(max_examples=examples(150))
+@fuzz(150)
 @given(streams(), st.integers(1, 5))
 def test_leg_buffer_takes_any_packets_and_releases_exactly_its_timeline(
         packets_: list[tuple[bytes, float]], drain_every: int) -> None:
@@ -132,7 +132,7 @@ def test_leg_buffer_takes_any_packets_and_releases_exactly_its_timeline(
     assert all(d.digit in rtp.DTMF_EVENTS for d in buf.dtmf)
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(st.binary(max_size=500), st.sampled_from([g711.PCMU, g711.PCMA]))
 def test_g711_decodes_any_bytes_and_encodes_back(payload: bytes, law: int) -> None:
     pcm = g711.decode(payload, law)

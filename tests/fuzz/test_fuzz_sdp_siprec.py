@@ -7,11 +7,11 @@ they return must carry the UAS through choosing codecs, mapping streams to parti
 
 from __future__ import annotations
 
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from telephony.sip import sdp, siprec
-from tests.fuzz.strategies import examples, mutated, mutated_text
+from tests.fuzz.strategies import fuzz, mutated, mutated_text
 
 OFFER = ("v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n"
          "m=audio 40000 RTP/AVP 18 8 0 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -85,19 +85,19 @@ def check_sdp(text: str) -> None:
     answer_like_the_uas(offer)
 
 
-@settings(max_examples=examples(400))
+@fuzz(400)
 @given(st.text(max_size=400))
 def test_sdp_random_text_raises_only_sdp_error(text: str) -> None:
     check_sdp(text)
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(st.lists(st.tuples(st.sampled_from("vocstmab=xz"), st.text(max_size=40)), max_size=20))
 def test_sdp_random_lines_raise_only_sdp_error(lines: list[tuple[str, str]]) -> None:
     check_sdp("\r\n".join(f"{k}={v}" for k, v in lines))
 
 
-@settings(max_examples=examples(600))
+@fuzz(600)
 @given(mutated_text(SDP_SEEDS))
 # found by this test: ports and payload types in digits int() refuses or over its 4300-digit limit
 @example(OFFER.replace("40000", "²"))
@@ -121,13 +121,13 @@ def check_metadata(xml: bytes) -> None:
     _ = [p.user for p in meta.participants]
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(st.binary(max_size=600))
 def test_metadata_random_bytes_raise_only_siprec_error(xml: bytes) -> None:
     check_metadata(xml)
 
 
-@settings(max_examples=examples(500))
+@fuzz(500)
 @given(mutated([METADATA, METADATA_ODD]))
 # found by this test: an XML declaration naming a multi-byte or unknown encoding (ValueError, LookupError)
 @example(METADATA.replace(b"UTF-8", b"Shift_JIS"))
@@ -154,13 +154,13 @@ def offer_like_the_uas(content_type: str, body: bytes) -> None:
         return
 
 
-@settings(max_examples=examples(500))
+@fuzz(500)
 @given(st.sampled_from(CONTENT_TYPES), mutated(BODIES))
 def test_multipart_mutated_raises_only_siprec_error(content_type: str, body: bytes) -> None:
     offer_like_the_uas(content_type, body)
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(st.text(max_size=80), st.binary(max_size=400))
 def test_multipart_random_raises_only_siprec_error(content_type: str, body: bytes) -> None:
     offer_like_the_uas(content_type, body)

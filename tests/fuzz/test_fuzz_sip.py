@@ -7,11 +7,11 @@ returns must be usable by the UAS without another exception (CSeq, tags, a respo
 
 from __future__ import annotations
 
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from telephony.sip.message import BadRequest, SipMessage, StreamFramer, Unparseable, parse, response
-from tests.fuzz.strategies import examples, mutated
+from tests.fuzz.strategies import fuzz, mutated
 
 VIA = "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK-1;rport"
 INVITE = (
@@ -68,20 +68,20 @@ def check(data: bytes) -> None:
     usable(msg, data)
 
 
-@settings(max_examples=examples(500))
+@fuzz(500)
 @given(st.binary(max_size=2048))
 @example(b"INVITE sip:a SIP/2.0\r\nVia: x\r\n\r\n")
 def test_random_bytes_raise_only_parse_errors(data: bytes) -> None:
     check(data)
 
 
-@settings(max_examples=examples(500))
+@fuzz(500)
 @given(st.text(max_size=600).map(lambda t: ("INVITE sip:a@b SIP/2.0\r\n" + t).encode()))
 def test_random_text_after_a_request_line(data: bytes) -> None:
     check(data)
 
 
-@settings(max_examples=examples(800))
+@fuzz(800)
 @given(mutated(SEEDS))
 # found by this test: digits int() refuses, and an int() over 4300 digits, escaped as ValueError
 @example(INVITE.replace("l: 4", "l: ²").encode())
@@ -93,8 +93,11 @@ def test_mutated_messages_raise_only_parse_errors(data: bytes) -> None:
     check(data)
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(mutated([s for s in SEEDS if s.startswith(b"INVITE")]))
+# found by the fuzz-deep profile: a blank folded line left a trailing space on the header's value
+@example(INVITE.replace("Subject: a folded\r\n  header", "Subject: a folded\r\n ").encode())
+@example(INVITE.replace("Subject: a folded\r\n  header", "Subject:\r\n header").encode())
 def test_a_parsed_request_survives_encode_and_parse_again(data: bytes) -> None:
     try:
         msg = parse(data)
@@ -106,7 +109,7 @@ def test_a_parsed_request_survives_encode_and_parse_again(data: bytes) -> None:
         h for h in msg.headers if h[0] != "Content-Length"]
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(st.lists(mutated(SEEDS, max_mutations=2), max_size=4), st.lists(st.integers(1, 400), min_size=1, max_size=20),
        st.sampled_from([256, 4096, 65535]))
 def test_stream_framer_raises_only_unparseable_and_splits_like_one_read(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from telephony.recorder import CallManifest, read_wav
@@ -37,7 +37,7 @@ from telephony.ws import (
     apply_metadata,
     parse_twilio,
 )
-from tests.fuzz.strategies import encode_json, examples, json_values, mutated
+from tests.fuzz.strategies import encode_json, fuzz, json_values, mutated
 
 FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 MESSAGES: list[dict[str, Any]] = [
@@ -116,13 +116,13 @@ def check_event(message: str | bytes) -> None:
         assert len(event.caller) <= 64 and len(event.called) <= 64
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
 def test_parse_twilio_random_frames_raise_only_media_error(message: str | bytes) -> None:
     check_event(message)
 
 
-@settings(max_examples=examples(300))
+@fuzz(300)
 @given(twilio_messages())
 # found by this test: nesting too deep (RecursionError), a 5000-digit number (ValueError), a track that is a
 # list or an object (TypeError: unhashable); found by the fuzz-deep profile: a payload that is not ASCII
@@ -148,7 +148,7 @@ def closes_cleanly(session: MediaSession | None) -> None:
         assert len(samples) <= manifest.sample_rate * 120  # placed within MAX_LEAD of the clock, not beyond
 
 
-@settings(max_examples=examples(80))
+@fuzz(80)
 @given(st.lists(twilio_messages(), max_size=6))
 # found by this test: a lone surrogate ("\ud800", JSON-escaped) in a mark's name or a caller number made
 # call.json unsavable: that message, and every later save (the call's close included), raised
@@ -171,7 +171,7 @@ def session(calls: Path, layout: str = "caller-left", rate: int = 8000) -> Media
     return MediaSession.start(calls, source="fork", layout=layout, sample_rate=rate, clock=lambda: CLOCK)
 
 
-@settings(max_examples=examples(150))
+@fuzz(150)
 @given(st.one_of(st.text(max_size=100), json_values.map(lambda v: json.dumps(v, ensure_ascii=False)),
                  st.dictionaries(st.sampled_from(["caller", "from", "called", "to", "From", "x"]), json_values,
                                  max_size=3).map(json.dumps)))
@@ -185,7 +185,7 @@ def test_metadata_raises_only_media_error_and_the_call_still_closes(calls: Path,
     closes_cleanly(s)
 
 
-@settings(max_examples=examples(100))
+@fuzz(100)
 @given(st.lists(st.binary(max_size=700), max_size=8), st.sampled_from([
     (("caller",), 8000, 8000, "caller-left"), (("caller", "agent"), 8000, 8000, "caller-left"),
     (("agent",), 16000, 8000, "caller-left"), (("room",), 48000, 16000, "mono"), (("room",), 16000, 16000, "mono")]))
@@ -204,7 +204,7 @@ def test_pcm_source_takes_any_frames_and_keeps_every_whole_sample(
         assert len(samples) == (math.ceil(whole * call_rate / rate) if whole else 0)
 
 
-@settings(max_examples=examples(200))
+@fuzz(200)
 @given(st.dictionaries(st.sampled_from(["call_id", "channels", "leg", "rate", "caller", "called", "kind", "x"]),
                        st.one_of(st.sampled_from(["1", "2", "caller", "agent", "room", "8000", "16000", "48000",
                                                   "visit", "hearing", "", "08000", "²", "9" * 5000]),
