@@ -55,6 +55,8 @@ app.add_typer(ledger_app, name="ledger")
 report_app = typer.Typer(help="Reports (报告): the monthly analysis and the daily enterprise-warning report.",
                          no_args_is_help=True)
 app.add_typer(report_app, name="report")
+search_app = typer.Typer(help="The search index.", no_args_is_help=True)
+app.add_typer(search_app, name="search")
 storage_app = typer.Typer(help="Recordings storage: move to S3, check every recording, rotate the master key.",
                           no_args_is_help=True)
 app.add_typer(storage_app, name="storage")
@@ -165,6 +167,7 @@ def serve(
     with _database(settings) as database:
         _bootstrap_admin(settings, database)
         _recover_media_streams(settings, database)
+        _mark_search_numbers(settings, database)
     n = 0 if no_worker else settings.worker_concurrency if workers < 0 else workers
     supervisor = Supervisor(_children(settings, n))
     app_ = create_app(settings)
@@ -236,6 +239,21 @@ def _tls_files(settings: Settings) -> tuple[str | None, str | None]:
             err.print(f"[red]TLS file {path} does not exist or cannot be read[/]")
             raise typer.Exit(2)
     return str(cert), str(key)
+
+
+def _mark_search_numbers(settings: Settings, database: Database) -> None:
+    """Once per data dir after upgrading: cases indexed before phone and ID numbers were marked in the search
+    index are indexed again, so nobody matches digits they see masked (idempotent; `hotline search
+    mark-numbers` does the same by hand, e.g. once for a multi-node site)."""
+    from app.search import service as search
+
+    done = settings.data_dir / ".search-numbers-marked"
+    if done.exists():
+        return
+    with database.session() as db:
+        if n := search.mark_numbers(db=db):
+            err.print(f"[yellow]检索索引：{n} 个工单中的电话/身份证号已重新标记[/]")
+    done.touch()
 
 
 def _recover_media_streams(settings: Settings, database: Database) -> None:
@@ -1215,6 +1233,19 @@ def retention_sweep(
                + ("" if dry_run else f"；清除转写文本 {swept.transcripts_emptied} 份"))
     if swept.skipped:
         raise typer.Exit(1)
+
+
+@search_app.command("mark-numbers")
+def search_mark_numbers() -> None:
+    """Index again the cases indexed before phone and ID numbers were marked (run once after upgrading; the
+    first `hotline serve` does it by itself): otherwise a role that sees a number masked could find its
+    hidden digits by searching. Running it again changes nothing."""
+    from app.search import service as search
+
+    settings = Settings()
+    with _database(settings) as database, database.session() as db:
+        n = search.mark_numbers(db=db)
+    typer.echo(f"重新标记 {n} 个工单")
 
 
 def main() -> None:

@@ -84,3 +84,11 @@ def test_help_reads_well(run) -> None:
     assert r.exit_code == 0
     for command in ("serve", "worker", "import", "transcribe", "users", "audit", "bench"):
         assert command in r.output
+
+
+def test_search_mark_numbers_runs_and_says_how_many(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("HOTLINE_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["search", "mark-numbers"])
+    assert result.exit_code == 0, result.output
+    assert "重新标记 0 个工单" in result.output
