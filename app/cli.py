@@ -701,7 +701,7 @@ def bench_cluster(
     calls: Annotated[int, typer.Option(help="sipp calls placed during the faults")] = 12,
     seed: Annotated[int, typer.Option(help="Seed: makes each upload's and call's bytes distinct")] = 12351,
     batch: Annotated[int, typer.Option(help="Recordings per throughput and encryption measurement")] = 8,
-    keep: Annotated[bool, typer.Option(help="Keep the scratch folder (logs, data dirs, sipp traces)")] = False,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch folder and databases (also kept on a loss)")] = False,
     skip_throughput: Annotated[bool, typer.Option(help="Only the load with faults")] = False,
     storage: Annotated[str, typer.Option(help="s3 (SeaweedFS) or shared-dir (one local folder for all nodes)")]
     = "s3",

@@ -117,8 +117,19 @@ class JobQueue:
             self._database = Database(self.settings.sqlalchemy_url)
         return self._database
 
-    def enqueue_transcription(self, recording_id: int, *, priority: int = PRIORITY_IMPORT) -> None:
-        self._transcribe(recording_id, priority=priority)
+    def enqueue_transcription(self, recording_id: int, *, priority: int = PRIORITY_IMPORT) -> bool:
+        """Send the job to the queue. The recording is on record already: when the queue cannot be reached
+        (Redis down), its lease is shortened so the sweep sends it again within a minute or two of the queue
+        being back, and False is returned; nothing is raised to the upload or the call being filed."""
+        try:
+            self._transcribe(recording_id, priority=priority)
+            return True
+        except Exception as e:  # noqa: BLE001 - any failure of the queue's transport: the database keeps the job
+            log.error("recording %s: the job queue cannot be reached (%s); the sweep will queue it again",
+                      recording_id, e)
+            with self.database.session() as db:
+                recordings.retry_soon(db=db, recording_id=recording_id)
+            return False
 
     def sweep(self) -> int:
         """Queue again every abandoned job; returns how many."""

@@ -5,7 +5,9 @@ SQLite + SqliteHuey, and PostgreSQL + RedisHuey (the multi-machine setup)."""
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -16,7 +18,7 @@ from app.audit import service as audit
 from app.audit.models import AuditEvent
 from app.cases.models import Case
 from app.config import Settings
-from app.db import Database
+from app.db import Database, as_utc, utcnow
 from app.jobs import JobQueue
 from app.recordings import service as recordings
 from app.recordings.models import CaseChannel, Recording
@@ -103,3 +105,34 @@ def test_worker_exits_with_its_parent(settings: Settings, database: Database, tm
         parent.kill()
         parent.wait()
     assert not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_queue_that_cannot_be_reached_loses_no_job(settings: Settings, database: Database) -> None:
+    """Redis down when a recording is on record: the upload still succeeds, the job's lease is cut short so
+    the sweep sends it again soon, and a client that sends the same file again gets its job queued."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.users.models import Role
+    from tests.conftest import add_user, login
+
+    with socket.socket() as s:  # a port nobody listens on: Redis "down"
+        s.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    broken = JobQueue(settings.model_copy(update={"redis_url": down}), database=database)
+    add_user(database, "li", Role.agent)
+    with TestClient(create_app(settings, queue=broken, database=database)) as client:
+        auth = login(client, "li")
+        r = client.post("/api/v1/recordings", headers=auth, files={"file": ("c.wav", CALL.read_bytes(), "audio/wav")})
+        assert r.status_code == 201, r.text
+        rec_id = r.json()["id"]
+        with database.session() as db:
+            rec = db.get(Recording, rec_id)
+            assert rec is not None and rec.status == "queued" and rec.lease_until is not None
+            assert as_utc(rec.lease_until) <= utcnow() + timedelta(seconds=31)  # the sweep takes it within ~1 min
+        working = JobQueue(settings, database=database)
+        client.app.state.queue = working  # type: ignore[attr-defined]  # the queue is back
+        again = client.post("/api/v1/recordings", headers=auth,
+                            files={"file": ("c.wav", CALL.read_bytes(), "audio/wav")})
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+        assert working.huey.pending_count() == 1  # the job the first try could not send

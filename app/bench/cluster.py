@@ -45,11 +45,13 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
 from app.bench.seaweed import SeaweedError, SeaweedFS
+from app.bench.sip import CpuMeter
 from app.bench.spine import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout the `hotline` processes run from
@@ -566,7 +568,7 @@ class Caller:
     number: str
     folder: Path
     proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
+    started: float = 0.0  # time.monotonic() when sipp was started
 
     def _logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.folder.glob("*_logs.log"))
@@ -622,7 +624,7 @@ def place_call(opts: ClusterOptions, root: Path, index: int, sip_port: int, used
     with (caller.folder / "sipp.out").open("wb") as out:
         caller.proc = subprocess.Popen(cmd, cwd=caller.folder, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-    caller.started = time.time()
+    caller.started = time.monotonic()
     return caller
 
 
@@ -646,6 +648,7 @@ class Faults:
         self.uploader = uploader
         self.t0 = t0
         self.log: list[Fault] = []
+        self.down: dict[str, tuple[float, float]] = {}  # node → (killed, ready again), time.monotonic()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
 
@@ -691,6 +694,7 @@ class Faults:
         node.start()
         self.note(f"{node.name} started again")
         self._supervise(node)
+        self.down[node.name] = (killed, time.monotonic())
         self.note(f"{node.name} ready: down {time.monotonic() - killed:.1f} s")
 
     def _supervise(self, node: Node, restarts: int = 5) -> None:
@@ -773,6 +777,7 @@ class LoadResult:
     settle_s: float  # from the end of the load until everything was a case (or the timeout)
     faults: list[Fault]
     notes: list[str] = field(default_factory=list)
+    calls_while_sip_down: int = 0  # placed between the SIP node's kill and its being ready again
 
 
 def _rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
@@ -921,7 +926,10 @@ def run_load(cluster: Cluster, opts: ClusterOptions) -> LoadResult:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(c.proc.pid, signal.SIGKILL)
                 c.proc.wait()
-    return count(cluster.engine, uploads, callers, faults.log, settle_s)
+    result = count(cluster.engine, uploads, callers, faults.log, settle_s)
+    down = faults.down.get(cluster.sip.name)
+    result.calls_while_sip_down = sum(down is not None and down[0] <= c.started <= down[1] for c in callers)
+    return result
 
 
 def _send_all(uploader: Uploader, uploads: Iterator[Upload]) -> None:
@@ -947,6 +955,7 @@ class Batch:
     mean_import_to_case_s: float
     encrypted: int  # how many of them are stored encrypted
     at_once: bool = True  # uploaded together (a throughput figure), or one at a time, each waited for
+    worker_cpu: list[float] = field(default_factory=list)  # each worker's CPU time / wall time (1.0: a whole core)
 
     @property
     def per_minute(self) -> float:
@@ -1028,12 +1037,17 @@ def batch(cluster: Cluster, opts: ClusterOptions, phase: int, label: str) -> Bat
     """A fresh batch uploaded at once, alternating between the API processes; first upload → last case."""
     uploads = make_uploads(opts, phase, opts.batch)
     uploader = Uploader(cluster.apis, cluster.password)
+    meters = [CpuMeter([psutil.Process(w.pid)]) for w in cluster.workers if w.alive and w.pid]
+    cpu0, t0 = [m.seconds() for m in meters], time.monotonic()
     try:
         for u in uploads:
             _send(uploader, u)
     finally:
         uploader.close()
-    return _batch_result(cluster, label, uploads, _await_cases(cluster.engine, uploads, opts.timeout_s))
+    result = _batch_result(cluster, label, uploads, _await_cases(cluster.engine, uploads, opts.timeout_s))
+    wall = time.monotonic() - t0
+    result.worker_cpu = [(m.seconds() - c) / wall for m, c in zip(meters, cpu0, strict=True)]
+    return result
 
 
 def paired(cluster: Cluster, opts: ClusterOptions, phase: int) -> tuple[Batch, Batch]:
@@ -1169,6 +1183,8 @@ def print_load(r: LoadResult, opts: ClusterOptions) -> None:
               f"{r.acked_on_retry_as_duplicate}", "")
     t.add_row("calls placed / answered / seen through by sipp", f"{r.calls_placed} / {r.calls_answered} / "
               f"{r.calls_completed}", "")
+    t.add_row("  placed while the SIP node was down (a caller gives up after 32 s)",
+              str(r.calls_while_sip_down), "")
     t.add_row("call rows", str(r.call_rows), "")
     t.add_row("recordings in (uploads + calls)", f"{r.recordings_in} ({r.upload_recordings} + {r.call_recordings})",
               "")
@@ -1193,13 +1209,21 @@ def print_load(r: LoadResult, opts: ClusterOptions) -> None:
 def print_throughput(r: ThroughputResult) -> None:
     t = Table(title="Throughput (workers pinned: taskset -c 0 / -c 1) and the cost of encryption at rest; load "
                     f"average {r.load_before:.1f} before, {os.getloadavg()[0]:.1f} after", title_justify="left")
-    for col in ("batch", "recordings", "wall", "per minute", "mean import → case", "stored encrypted"):
+    for col in ("batch", "recordings", "wall", "per minute", "worker CPU (of a core)", "mean import → case",
+                "stored encrypted"):
         t.add_column(col, justify="left" if col == "batch" else "right")
     for b in (r.one_worker, r.two_workers, r.encrypted, r.clear):
         t.add_row(b.label, str(b.recordings), f"{b.seconds:.1f} s" if b.at_once else "-",
-                  f"{b.per_minute:.1f}" if b.at_once else "-", f"{b.mean_import_to_case_s:.2f} s", str(b.encrypted))
+                  f"{b.per_minute:.1f}" if b.at_once else "-", " + ".join(f"{100 * c:.0f}%" for c in b.worker_cpu)
+                  or "-", f"{b.mean_import_to_case_s:.2f} s", str(b.encrypted))
     console.print(t)
     console.print(f"two workers vs one: {r.ratio:.2f}× (target ≥ 1.8× {_verdict(r.ratio >= 1.8)})")
+    one, two = r.one_worker, r.two_workers
+    if one.worker_cpu and two.worker_cpu:
+        per_cpu = [60 * b.recordings / (sum(b.worker_cpu) * b.seconds) for b in (one, two)]
+        console.print(f"  recordings per CPU-minute the workers got: {per_cpu[0]:.1f} with one, {per_cpu[1]:.1f} "
+                      "with two (equal: the work scales; a worker below 100% of its core lost it to other "
+                      "processes)")
     p = r.storage_path
     console.print(f"storage path, median of {p.reps} each: store {1000 * p.put_clear:.0f} ms in clear, "
                   f"{1000 * p.put_encrypted:.0f} ms encrypted; read back {1000 * p.read_clear:.0f} ms / "

@@ -191,6 +191,16 @@ def queued_lease() -> datetime:
     return utcnow() + QUEUED_GRACE
 
 
+ENQUEUE_RETRY = timedelta(seconds=30)  # a job whose message could not be sent: the sweep's next-but-one run
+
+
+def retry_soon(*, db: Session, recording_id: int) -> None:
+    """A queued job whose message never reached the queue: let the sweep send it again soon (not in 10 min)."""
+    rec = db.get(Recording, recording_id)
+    if rec is not None and rec.status == JobStatus.queued:
+        rec.lease_until = utcnow() + ENQUEUE_RETRY
+
+
 def claim(*, db: Session, recording_id: int, worker: str, lease_s: int) -> Recording | None:
     """Take the job for this worker, or None if it is done, failed for good, or held by a live worker."""
     rec = db.get(Recording, recording_id, with_for_update=True)

@@ -92,7 +92,7 @@ class FasterWhisperEngine:
         one-thread decodes side by side get through a call faster than one decode on two threads, whose
         small matrix products leave the threads waiting on each other."""
         threads = options.threads or 1
-        workers = workers or max(1, (os.cpu_count() or 1) // threads)
+        workers = workers or max(1, len(os.sched_getaffinity(0)) // threads)  # the cores this process may use
         self.workers = workers
         self.model_dir = model_dir
         self.options = options
