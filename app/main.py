@@ -10,9 +10,10 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health
 from app.audit import views as audit_views
@@ -25,7 +26,7 @@ from app.clues import views as clue_views
 from app.config import Settings
 from app.db import Database
 from app.enterprises import views as enterprise_views
-from app.errors import ApiError, api_error_handler
+from app.errors import ERROR_RESPONSES, ApiError, api_error_handler
 from app.exports import views as export_views
 from app.hardening import SecurityHeaders, disk_full, disk_full_response, offline_docs
 from app.jobs import JobQueue
@@ -68,6 +69,31 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
                          "errors": jsonable_encoder(errors)}, status_code=422)
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+               415: "unsupported_media_type"}
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own refusals (an unparsable form or multipart body, an unknown route, a wrong
+    method) in the shape of every other error: ``code`` and ``detail``, as the OpenAPI schema declares."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return JSONResponse({"code": code, "detail": exc.detail}, status_code=exc.status_code,
+                        headers=dict(exc.headers or {}))
+
+
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value that passed validation but that Python or the database cannot hold: an integer beyond 64
+    bits (SQLite's driver raises OverflowError, PostgreSQL a DataError), a date whose UTC form falls outside
+    years 1-9999, text with a lone surrogate (no UTF-8 for it). The cause is what the client sent: said so, not
+    logged as a crash; the value is not echoed back."""
+    log.info("out-of-range input on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__,
+             str(exc)[:200])
+    return JSONResponse({"code": "invalid", "detail": "请求参数超出允许范围或含有无效字符"}, status_code=422)
+
+
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None,
                database: Database | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -96,10 +122,14 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     app.state.live_hub = live_hub
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     # handled before the catch-all: a full disk (ENOSPC, "database or disk is full") answers 507, not a crash
     app.add_exception_handler(OSError, _unexpected)
     app.add_exception_handler(OperationalError, _unexpected)
+    # values the client sent that the database cannot store or compare (see _out_of_range): 422, not 500
+    for error in (OverflowError, DataError, UnicodeEncodeError):
+        app.add_exception_handler(error, _out_of_range)
     app.add_middleware(MaskingMiddleware)  # phone and ID numbers masked per role in every JSON response
     # uploads: who may send one and how big, decided before the body is read (app/uploads.py)
     app.add_middleware(UploadGuard, limits={clue_views.import_clues: clue_views.MAX_IMPORT_BYTES,
@@ -108,7 +138,7 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     for module in (auth_views, live_views, call_views, media_views, recording_views, case_views, search_views,
                    audit_views, notification_views, user_views, stats_views, taxonomy_views, transcript_views,
                    enterprise_views, warning_views, export_views, clue_views, report_views):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
 
     app.include_router(health.router)  # public: each part up/down (app/health.py)
 
