@@ -112,8 +112,10 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = 10.0  # each worker says it is alive this often (app/heartbeats.py)
     # GET /api/v1/health (app/health.py): a part not up for this long (a worker restarting and loading its model,
     # the SIP adapter restarting) makes it answer 503; data dir free space under health_min_free_mb too
-    health_grace_s: float = 30.0
+    health_grace_s: float = 60.0
     health_min_free_mb: int = 500
+    health_min_workers: int = 0  # live workers (all machines) below which health is 503 on every node; 0: only
+    #                              a node's own worker (`hotline serve` without --no-worker) counts
     group_case_workers: int = 10  # 群体性: a case involving at least this many workers is flagged
 
     # Case SLA clocks (from 受理 = accepted_at) and reminders (`hotline sla sweep`, every minute in the worker)

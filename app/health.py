@@ -11,8 +11,10 @@ Parts:
 - ``disk``: the data dir has ``HOTLINE_HEALTH_MIN_FREE_MB`` free (``disk_free_mb``).
 - ``worker``: with the worker a child of this `hotline serve` (the embedded default), that child: ``up`` once
   running and beating (app/heartbeats.py), ``starting`` while it loads its model after a (re)start, ``down``
-  while it is dead (app/supervisor.py restarts it). Without one here (``--no-worker``, workers on other
-  machines): ``up`` while any worker beats. ``workers`` counts the live workers of every node.
+  while it is dead (app/supervisor.py restarts it); needed. Without one here (``--no-worker``, workers on other
+  machines): ``up`` while any worker beats; needed only with ``HOTLINE_HEALTH_MIN_WORKERS`` (an API node behind
+  a load balancer keeps taking uploads while the workers are away). ``workers`` counts the live workers of every
+  node; fewer than ``HOTLINE_HEALTH_MIN_WORKERS`` (default 0) counts as ``worker`` down on any node.
 - ``sip`` (when this `hotline serve` runs the SIP adapter), ``live`` (the live-transcription process, when it
   runs it without SIP): their child process.
 
@@ -33,11 +35,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from app.config import Settings
 from app.db import Database, utcnow
@@ -80,7 +83,7 @@ class HealthProbe:
         self.heartbeats = Heartbeats(settings)
         self.host = socket.gethostname()
         self.created = time.monotonic()
-        self.last_worker_seen = self.created  # for nodes without a worker of their own
+        self.enough_workers_since = self.created  # HOTLINE_HEALTH_MIN_WORKERS live, last time
         self._probed: Probed | None = None
         self._running: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
@@ -177,11 +180,12 @@ class HealthProbe:
             if not beating and now - worker.unavailable_since > grace:
                 failing.append("worker")
         else:  # workers elsewhere: any of them beating
-            if p.workers:
-                self.last_worker_seen = now
             parts["worker"] = "up" if p.workers else "down"
-            if not p.workers and now - self.last_worker_seen > grace:
-                failing.append("worker")
+        needed = self.settings.health_min_workers  # live workers of the whole site (0: not this node's business)
+        if len(p.workers) >= needed:
+            self.enough_workers_since = now
+        elif now - self.enough_workers_since > grace and "worker" not in failing:
+            failing.append("worker")
         for name in ("sip", "live"):
             child = supervisor.state(name) if supervisor else None
             if child is not None:
@@ -218,7 +222,21 @@ def probe_for(request: Request) -> HealthProbe:
     return probe
 
 
-@router.get("/api/v1/health")
+class HealthOut(BaseModel):
+    """The answer, 200 and 503 alike."""
+
+    status: Literal["ok", "down"]
+    down: list[str]  # the parts that make it 503
+    parts: dict[str, Literal["up", "starting", "down"]]
+    workers: int  # live workers, all machines
+    queued: int | None  # None: the database did not answer
+    oldest_queued_s: int | None
+    disk_free_mb: int | None
+    restarts: dict[str, int] | None = None  # by `hotline serve` only
+
+
+@router.get("/api/v1/health", response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "a part this node needs is down"}})
 def health(request: Request) -> JSONResponse:
     """200 when every part this node needs is up; 503 with the parts that are down. No login needed."""
     report = probe_for(request).report(getattr(request.app.state, "supervisor", None))

@@ -257,25 +257,41 @@ def test_health_storage_disk_and_queue_age(client: TestClient, settings: Setting
 
 def test_health_without_any_worker_is_503_after_the_grace_period(client: TestClient, settings: Settings,
                                                                  probe_now: None) -> None:
+    """An API-only node: no worker anywhere is reported, and is a failure only where the site asks for workers
+    (HOTLINE_HEALTH_MIN_WORKERS); a load balancer keeps the API in service while the workers are away."""
     settings.health_grace_s = 0.5
+    time.sleep(0.6)
     code, body = _health(client, None)
-    assert code == 200 and body["parts"]["worker"] == "down" and body["workers"] == 0  # just started
+    assert code == 200 and body["parts"]["worker"] == "down" and body["workers"] == 0
+
+    settings.health_min_workers = 1
+    client.app.state.health_probe = None  # type: ignore[attr-defined]  # a node started now
+    code, body = _health(client, None)
+    assert code == 200 and body["parts"]["worker"] == "down"  # within the grace period
     time.sleep(0.6)
     code, body = _health(client, None)
     assert code == 503 and body["down"] == ["worker"]
+    Heartbeats(settings).beat("elsewhere:7")
+    code, body = _health(client, None)
+    assert code == 200 and body["workers"] == 1
     r = client.get("/api/v1/health")
     assert r.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.slow
-def test_worker_process_beats_for_an_api_only_node(tmp_path: Path, probe_now: None) -> None:
+@pytest.mark.parametrize("queue_kind", ["sqlite", "redis"])
+def test_worker_process_beats_for_an_api_only_node(tmp_path: Path, probe_now: None, queue_kind: str) -> None:
     """Multi-node: a `hotline worker` process elsewhere (same queue) is counted by an API-only node's health,
     and no longer once it stops."""
     from app.db import Database
     from app.jobs import JobQueue
     from app.main import create_app
 
-    settings = Settings(data_dir=tmp_path / "var", redis_url=REDIS_URL, health_grace_s=0, worker_heartbeat_s=0.5)
+    if queue_kind == "redis" and not REDIS_URL:
+        pytest.skip("HOTLINE_TEST_REDIS_URL is not set (.ci/run sets it)")
+    redis_url = REDIS_URL if queue_kind == "redis" else None
+    settings = Settings(data_dir=tmp_path / "var", redis_url=redis_url, health_grace_s=0, worker_heartbeat_s=0.5,
+                        health_min_workers=1)
     settings.ensure_dirs()
     env = env_for(settings, HOTLINE_WORKER_HEARTBEAT_S="0.5")
     log = tmp_path / "worker.log"
@@ -295,7 +311,7 @@ def test_worker_process_beats_for_an_api_only_node(tmp_path: Path, probe_now: No
             assert me in Heartbeats(settings).alive() and body["workers"] >= 1
             assert stop(worker, signal.SIGTERM) == 0
             assert me not in Heartbeats(settings).alive()  # removed on the way out
-            if not REDIS_URL:  # our own data dir: nobody else's workers
+            if not redis_url:  # our own data dir: nobody else's workers
                 r = client.get("/api/v1/health")
                 assert r.status_code == 503 and r.json()["down"] == ["worker"] and r.json()["workers"] == 0
     finally:

@@ -63,7 +63,7 @@ REPORTS = "reports"
 KEYS = "keys"
 KEY_FILES = ("secret.key", "media.token")  # kept in the data dir when not given by the environment
 MASTER_KEY = "master.key"
-IGNORED_IN_TARGET = ("models",)  # a restore target may already hold the model cache (make setup puts it there)
+IGNORED_IN_TARGET = ("models", "workers")  # the model cache (make setup puts it there); stale worker heartbeats
 BLOCK = 1 << 20
 
 
