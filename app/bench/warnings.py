@@ -504,8 +504,14 @@ def _recording_row(call: Call) -> dict[str, Any]:
         "id": call.id, "sha256": f"{call.id:064x}", "path": f"bench/{call.id}.wav",
         "original_name": f"{call.id}.wav", "size_bytes": 0, "format": "wav", "codec": "pcm_mulaw",
         "sample_rate": 8000, "channels": 2, "duration": 120.0, "layout": "caller-left", "channel": "来电",
-        "status": "done", "attempts": 1, "uploaded_by": "bench", "created_at": call.at,
+        "status": "done", "attempts": 1, "uploaded_by": "bench", "created_at": call.at, "storage": "local",
     }
+
+
+def _default(column: sa.Column[Any]) -> Any:
+    """A column's Python-side scalar default (compiled inserts name every column that has one)."""
+    default = column.default
+    return getattr(default, "arg", None) if default is not None and default.is_scalar else None
 
 
 def _insert(conn: sa.Connection, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -524,7 +530,8 @@ def _insert(conn: sa.Connection, model: type[Base], rows: list[dict[str, Any]]) 
     order = compiled.positiontup or keys
     procs = [columns[k].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for k in order]
     params = [tuple(v if proc is None or v is None else proc(v) for proc, v in
-                    zip(procs, (row[k] for k in order), strict=True)) for row in rows]
+                    zip(procs, (row[k] if k in row else _default(columns[k]) for k in order), strict=True))
+              for row in rows]
     conn.exec_driver_sql(str(compiled), params)
 
 

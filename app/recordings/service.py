@@ -201,6 +201,12 @@ def retry_soon(*, db: Session, recording_id: int) -> None:
         rec.lease_until = utcnow() + ENQUEUE_RETRY
 
 
+def never_sent(rec: Recording) -> bool:
+    """A queued job whose message could not reach the queue (``retry_soon`` cut its lease short)."""
+    return (rec.status == JobStatus.queued and rec.lease_until is not None
+            and as_utc(rec.lease_until) <= utcnow() + ENQUEUE_RETRY)
+
+
 def claim(*, db: Session, recording_id: int, worker: str, lease_s: int) -> Recording | None:
     """Take the job for this worker, or None if it is done, failed for good, or held by a live worker."""
     rec = db.get(Recording, recording_id, with_for_update=True)

@@ -17,7 +17,7 @@ from app.deps import AppSettings, CurrentDatabase, DbSession, Queue, require
 from app.errors import ApiError
 from app.hardening import DISK_FULL, disk_full
 from app.recordings import crypto, files, ranges, retention, service, storage
-from app.recordings.models import CaseChannel, JobStatus, Recording, RecordingCreated, RecordingRead
+from app.recordings.models import CaseChannel, Recording, RecordingCreated, RecordingRead
 from app.uploads import FORM_SLACK, FormError, StreamedForm, multipart_body, read_form
 from app.users.models import User
 from asr.audio import AudioError
@@ -99,7 +99,7 @@ def upload(
         raise ApiError(507, "insufficient_storage", DISK_FULL) from e
     if result.duplicate:
         response.status_code = 200
-        if result.recording.status == JobStatus.queued:  # sent again after a failure: make sure its job is queued
+        if service.never_sent(result.recording):  # sent again after the queue was down: queue its job now
             queue.enqueue_transcription(result.recording.id)  # (claim() makes a second message harmless)
     else:
         queue.enqueue_transcription(result.recording.id)
