@@ -508,7 +508,7 @@ def _recording_row(call: Call) -> dict[str, Any]:
     }
 
 
-def _default(column: sa.Column[Any]) -> Any:
+def _default(column: Any) -> Any:
     """A column's Python-side scalar default (compiled inserts name every column that has one)."""
     default = column.default
     return getattr(default, "arg", None) if default is not None and default.is_scalar else None
