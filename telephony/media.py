@@ -307,7 +307,9 @@ def main() -> None:
     control socket; with ``--live``, frames go to the live-transcription process listening there."""
     import argparse
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app.logs import setup  # this process's log lines (callers' numbers in SIP/SDP) redacted like the rest
+
+    setup()
     parser = argparse.ArgumentParser(prog="telephony.media")
     parser.add_argument("fd", type=int)
     parser.add_argument("--greeting")

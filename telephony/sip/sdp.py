@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +51,24 @@ def _number(text: str, top: int) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= top
 
 
+def _connection_address(value: str) -> str:
+    """The address of a c= line (RFC 4566 §5.7: ``IN IP4 192.0.2.10``), checked: network type IN, address type
+    IP4 or IP6 with an address of that family. A host name is refused (resolving it would need a DNS a
+    government LAN may not have, and would let a caller point our RTP anywhere by name), as is a multicast
+    address; either refuses the offer at once (SdpError: 400 to an INVITE, 488 to a re-INVITE) instead of
+    failing later."""
+    parts = value.split()
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+        raise SdpError(f"bad c= line: {value!r}")
+    try:
+        addr = ipaddress.ip_address(parts[2].split("/")[0])
+    except ValueError as e:
+        raise SdpError(f"c= address is not an IP address: {value!r}") from e
+    if addr.version != (4 if parts[1] == "IP4" else 6) or addr.is_multicast:
+        raise SdpError(f"c= address not usable for a call: {value!r}")
+    return str(addr)
+
+
 def parse(text: str) -> SessionDescription:
     sd = SessionDescription()
     current: Media | None = None
@@ -60,10 +79,7 @@ def parse(text: str) -> SessionDescription:
             continue
         kind, value = line[0], line[2:]
         if kind == "c":
-            parts = value.split()
-            if len(parts) < 3:
-                raise SdpError(f"bad c= line: {value!r}")
-            addr = parts[2].split("/")[0]
+            addr = _connection_address(value)
             if current:
                 current.connection = addr
             else:

@@ -151,3 +151,25 @@ def test_siprec_multipart_split_and_bad_metadata() -> None:
         siprec.parse_metadata(b"<recording")
     with pytest.raises(siprec.SiprecError):
         siprec.split_multipart("multipart/mixed", body)
+
+
+@pytest.mark.parametrize("line", [
+    "c=IN IP4 example.org",  # a host name: not resolved, refused
+    "c=IN IP4 2001:db8::1",  # the family and the address disagree
+    "c=IN IP6 192.0.2.1",
+    "c=IN IP4 224.2.1.1/127",  # multicast
+    "c=IN IP4",  # too short
+    "c=XX IP4 192.0.2.1",  # not the Internet network type
+    "c=IN IP4 192.0.2.1 extra",
+])
+def test_sdp_with_an_unusable_connection_address_is_refused(line: str) -> None:
+    with pytest.raises(sdp.SdpError, match="c="):
+        sdp.parse(f"v=0\r\n{line}\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+
+def test_sdp_connection_addresses_of_both_families_are_read() -> None:
+    assert sdp.parse("v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 4000 RTP/AVP 0\r\n").audio[0].connection == "192.0.2.10"
+    six = sdp.parse("v=0\r\nc=IN IP6 2001:DB8::1\r\nm=audio 4000 RTP/AVP 0\r\n")
+    assert six.audio[0].connection == "2001:db8::1"
+    held = sdp.parse("v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n")  # RFC 2543 hold stays legal
+    assert held.audio[0].on_hold
