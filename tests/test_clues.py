@@ -604,3 +604,18 @@ def test_cli_writes_the_arrears_ledger(settings: Settings, database: Database, l
     exported = events(database, "ledger.exported")[-1]
     assert exported.actor == "cli:cli" and exported.subject_id == "arrears-closed"
     assert exported.details["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_a_masked_viewer_cannot_read_a_number_back_by_probing_its_digits(
+        client: TestClient, database: Database, manager: dict[str, str], admin: dict[str, str]) -> None:
+    """Managers see phone numbers masked: a q with digits in it then matches clue numbers only, never the digits
+    of a number in a title; words still match titles, and roles that see numbers in full search them."""
+    add_clue(database, title="来电人13812345678反映某公司拖欠工资")
+    def hits(headers: dict[str, str], q: str) -> int:
+        r = client.get("/api/v1/clues", headers=headers, params={"q": q})
+        assert r.status_code == 200
+        return int(r.json()["total"])
+
+    assert [hits(manager, q) for q in ("1381", "13812345678", "５６７８")] == [0, 0, 0]
+    assert hits(manager, "拖欠工资") == 1 and hits(manager, "XS") == hits(admin, "XS")
+    assert hits(admin, "13812345678") == 1

@@ -528,10 +528,16 @@ class ClueFilter:
     category: str | None = None
     district: str | None = None
     q: str | None = None  # number, title or enterprise contains
+    # the viewer may not see every phone/ID number in full: then a q with digits in it matches clue numbers only,
+    # so that a title's masked 138****5678 cannot be read back by probing its digits (q=1381…, q=13812…)
+    masked: bool = False
     received_from: date | None = None  # Beijing days, inclusive
     received_to: date | None = None
     overdue: bool | None = None
     case_id: int | None = None  # clues linked to this case
+
+
+_DIGIT_PAIR = re.compile(r"[0-9０-９]{2}")
 
 
 def _where(f: ClueFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
@@ -540,7 +546,9 @@ def _where(f: ClueFilter, now: datetime) -> list[sa.ColumnElement[bool]]:
                           (Clue.district, f.district)):
         if value:
             conds.append(column == value)
-    if f.q:
+    if f.q and f.masked and _DIGIT_PAIR.search(f.q):
+        conds.append(Clue.number.contains(f.q, autoescape=True))
+    elif f.q:
         conds.append(sa.or_(Clue.number.contains(f.q, autoescape=True), Clue.title.contains(f.q, autoescape=True),
                             Clue.enterprise.contains(f.q, autoescape=True)))
     if f.received_from:

@@ -85,7 +85,8 @@ def list_clues(
     source: ClueSource | None = None,
     category: Annotated[str | None, Query(max_length=16)] = None,
     district: Annotated[str | None, Query(max_length=16)] = None,
-    q: Annotated[str | None, Query(max_length=128, description="编号、标题或企业名称的一部分")] = None,
+    q: Annotated[str | None, Query(max_length=128, description="编号、标题或企业名称的一部分（看不到完整电话/证件号的"
+                                                                   "角色：含数字的检索词只查编号）")] = None,
     received_from: Annotated[date | None, Query(description="受理日期起（含，北京时间）")] = None,
     received_to: Annotated[date | None, Query(description="受理日期止（含，北京时间）")] = None,
     overdue: Annotated[bool | None, Query(description="逾期：过了承诺办结日期，或核实中过了核实时限")] = None,
@@ -98,7 +99,7 @@ def list_clues(
     filters = service.ClueFilter(
         status=status.value if status else None, source=source.value if source else None, category=category,
         district=district, q=q, received_from=received_from, received_to=received_to, overdue=overdue,
-        case_id=case_id)
+        case_id=case_id, masked=Masking.for_role(user.role).active)
     total, rows = service.list_clues(db=db, filters=filters, limit=limit, offset=offset)
     audit.record(db=db, actor=_actor(user), action="clue.listed", subject_type="clue", subject_id="-",
                  details={"filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
