@@ -21,9 +21,7 @@ Measured with ``hotline bench asr`` (DER, pyannote.metrics, 0.25 s collar) on th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from faster_whisper.feature_extractor import FeatureExtractor
@@ -31,21 +29,11 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.fft import dct
 
 from asr.engines import utterances
-
-if TYPE_CHECKING:
-    from pyannote.core import Annotation
+from asr.turns import MAX_SPEAKERS, SpeakerTurn
 
 FPS = 100  # Whisper's feature frames per second
 _WINDOW_S, _HOP_S = 1.5, 0.25
-MAX_SPEAKERS = 6  # when estimated
 _features = FeatureExtractor()
-
-
-@dataclass(frozen=True)
-class SpeakerTurn:
-    start: float
-    end: float
-    speaker: str  # S1, S2, … in order of first speaking
 
 
 def _windows(mfcc: np.ndarray, regions: list[tuple[float, float]]) -> tuple[list[tuple[int, int]], np.ndarray]:
@@ -117,33 +105,3 @@ def _turns(votes: np.ndarray) -> list[SpeakerTurn]:
             turns.append(SpeakerTurn(round(start / FPS, 2), round(i / FPS, 2), name))
         start = i
     return turns
-
-
-def to_annotation(turns: list[SpeakerTurn], uri: str = "session") -> Annotation:
-    """A pyannote.core Annotation of the turns (pyannote.core is needed only here)."""
-    from pyannote.core import Annotation, Segment
-
-    annotation = Annotation(uri=uri)
-    for turn in turns:
-        annotation[Segment(turn.start, turn.end)] = turn.speaker
-    return annotation
-
-
-def from_annotation(annotation: Annotation, duration: float) -> list[SpeakerTurn]:
-    """The turns of an Annotation, in time order, clipped to ``[0, duration]``, labels renamed S1, S2, … in
-    order of first speaking."""
-    names: dict[str, str] = {}
-    turns: list[SpeakerTurn] = []
-    tracks = sorted(annotation.itertracks(yield_label=True), key=lambda t: (t[0].start, t[0].end))
-    for segment, _track, label in tracks:
-        start, end = round(max(segment.start, 0.0), 2), round(min(segment.end, duration), 2)
-        if end > start:
-            turns.append(SpeakerTurn(start, end, names.setdefault(str(label), f"S{len(names) + 1}")))
-    return turns
-
-
-def to_rttm(turns: list[SpeakerTurn], uri: str = "session") -> str:
-    return "".join(f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
-                   for t in turns)
-
-

@@ -28,8 +28,8 @@ import numpy as np
 import yaml
 
 from asr.audio import SAMPLE_RATE
-from asr.diarize import MAX_SPEAKERS, SpeakerTurn, from_annotation
 from asr.models import ModelError
+from asr.turns import MAX_SPEAKERS, SpeakerTurn, from_annotation
 
 log = logging.getLogger(__name__)
 

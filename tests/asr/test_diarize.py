@@ -10,7 +10,8 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from asr.audio import decode
-from asr.diarize import diarize, to_annotation, to_rttm
+from asr.diarize import diarize
+from asr.turns import to_annotation, to_rttm
 from tests.conftest import DATA
 
 SESSION = DATA / "session_md01.wav"  # dev-corpus mediation: mediator, worker, employer on one microphone

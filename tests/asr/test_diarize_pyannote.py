@@ -23,10 +23,11 @@ import torch
 from pyannote.core import Annotation, Segment
 
 from asr.audio import decode
-from asr.diarize import diarize, from_annotation, to_annotation, to_rttm
+from asr.diarize import diarize
 from asr.diarize_pyannote import import_pyannote, load_pipeline, read_config
 from asr.engines import RawSegment
 from asr.models import ModelError
+from asr.turns import from_annotation, to_annotation, to_rttm
 from asr.types import AsrOptions
 from asr.worker import transcribe_channels
 from tests.conftest import DATA
